@@ -1,0 +1,1 @@
+"""Exchanges behind one interface: paper (the default, seeded) and Binance."""
