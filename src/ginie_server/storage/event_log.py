@@ -1,0 +1,63 @@
+"""The durable log of user events: every frame a user was sent, by `(user, seq)`.
+
+The hub appends to it before it sends (the commit is the hub's), replays from it when a
+client resumes from further back than memory holds, and serves the `LIFECYCLE_EVENT`
+snapshot from it. Frames are stored as the exact text that went on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+class EventLog:
+    """Reads and appends frames in the `events` table; never commits on its own."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def append(self, user: str, seq: int, event_type: str, ts: int, frame: str) -> None:
+        self._conn.execute(
+            "INSERT INTO events (user, seq, type, ts, frame) VALUES (?, ?, ?, ?, ?)",
+            (user, seq, event_type, ts, frame),
+        )
+
+    def last_seq(self, user: str) -> int:
+        row = self._conn.execute("SELECT MAX(seq) FROM events WHERE user = ?", (user,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def first_seq(self, user: str) -> int | None:
+        row = self._conn.execute("SELECT MIN(seq) FROM events WHERE user = ?", (user,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def frames_after(self, user: str, after_seq: int) -> list[tuple[int, str, str]]:
+        """`(seq, type, frame)` of every held event with seq > `after_seq`, in order."""
+        rows = self._conn.execute(
+            "SELECT seq, type, frame FROM events WHERE user = ? AND seq > ? ORDER BY seq",
+            (user, after_seq),
+        )
+        return [(int(seq), str(kind), str(frame)) for seq, kind, frame in rows]
+
+    def page(
+        self, user: str, event_type: str, limit: int, before_seq: int | None
+    ) -> list[dict[str, Any]]:
+        """The `data` of up to `limit` events of one type, newest first, each with its `seq`."""
+        rows = self._conn.execute(
+            "SELECT seq, frame FROM events WHERE user = ? AND type = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (user, event_type, before_seq if before_seq is not None else 2**62, limit),
+        )
+        items: list[dict[str, Any]] = []
+        for seq, frame in rows:
+            data = json.loads(frame)["data"]
+            data["seq"] = int(seq)
+            items.append(data)
+        return items
+
+    def prune(self, user: str, keep: int, last_seq: int) -> None:
+        """Forget the user's events older than the newest `keep`."""
+        self._conn.execute(
+            "DELETE FROM events WHERE user = ? AND seq <= ?", (user, last_seq - keep)
+        )
