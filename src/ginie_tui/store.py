@@ -1,0 +1,292 @@
+"""The console's one client-side store: events and snapshots both enter here, panels read from it.
+
+Pure state, no Textual and no network. User events are applied in `seq` order and idempotently:
+an event at or below the last applied `seq` is a duplicate and is dropped; an event past the next
+`seq` is a gap and is not applied (the feed then resumes or resyncs). Market events carry no `seq`
+and are kept latest-wins per symbol. Collections are bounded: when one is full the item updated
+least recently is evicted.
+
+Limits: the store trusts the server's `seq` numbering within an epoch; it does not re-order
+events, it only refuses the ones that do not follow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ginie_protocol import DATA_MODEL_OF, KEY_FIELD, MARKET_TYPES, USER_TYPES
+from ginie_protocol.events import Kline, MarkPrice, OrderBook, WireModel
+
+log = logging.getLogger(__name__)
+
+Source = Literal["live", "polled"]
+"""How data reached the store: pushed over the WebSocket, or fetched by a REST snapshot."""
+
+DEFAULT_LIMITS: dict[str, int] = {
+    "LIFECYCLE_EVENT": 10_000,
+    "TRADE_UPDATE": 5_000,
+    "ORDER_UPDATE": 5_000,
+    "CHAIN_UPDATE": 2_000,
+    "SIGNAL_UPDATE": 2_000,
+}
+"""Most items a collection topic holds; topics not listed hold `OTHER_LIMIT`."""
+
+OTHER_LIMIT = 1_000
+KLINES_PER_SYMBOL = 120
+"""Candles kept per symbol, enough for a sparkline of the last two hours of 1m candles."""
+
+
+class Outcome(StrEnum):
+    """What the store did with one event."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    GAP = "gap"
+    EPOCH_CHANGED = "epoch_changed"
+    OLDER = "older"
+    """A market event older than the one already held for its symbol."""
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change a panel may need to render: which topic, which item keys, from where."""
+
+    topic: str
+    keys: tuple[str, ...] = ()
+    source: Source = "live"
+    reset: bool = False
+    """True when the whole topic was replaced (a snapshot); keys are then empty."""
+    event: Any = None
+    """The event envelope that caused the change, if an event did."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """When a topic last changed and how it got there."""
+
+    at_ms: int
+    source: Source
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The result of applying one event: the outcome, and the change when it was applied."""
+
+    outcome: Outcome
+    change: Change | None = None
+
+
+class Store:
+    """Client-side state for one user: collections, singletons, market data, freshness."""
+
+    def __init__(self, limits: Mapping[str, int] | None = None) -> None:
+        self.epoch: str | None = None
+        self.seq: int = 0
+        self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self._collections: dict[str, dict[str, WireModel]] = {
+            t: {} for t in USER_TYPES if KEY_FIELD[t] is not None
+        }
+        self._singletons: dict[str, WireModel] = {}
+        self._mark: dict[str, MarkPrice] = {}
+        self._book: dict[str, OrderBook] = {}
+        self._klines: dict[str, dict[int, Kline]] = {}
+        self._fresh: dict[str, Freshness] = {}
+        self.rejected = 0
+        """Items that did not fit their model and were left out (each one logged)."""
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def synced(self) -> bool:
+        """True once a snapshot or an event has set the epoch."""
+        return self.epoch is not None
+
+    def items(self, topic: str) -> list[Any]:
+        """A collection's items, least recently updated first."""
+        return list(self._collections[topic].values())
+
+    def get(self, topic: str, key: str) -> Any:
+        """One item of a collection, or None."""
+        return self._collections[topic].get(key)
+
+    def singleton(self, topic: str) -> Any:
+        """The current object of a singleton topic, or None before the first one arrives."""
+        return self._singletons.get(topic)
+
+    def mark_price(self, symbol: str) -> MarkPrice | None:
+        return self._mark.get(symbol)
+
+    def order_book(self, symbol: str) -> OrderBook | None:
+        return self._book.get(symbol)
+
+    def klines(self, symbol: str) -> list[Kline]:
+        """Candles of `symbol`, oldest first."""
+        candles = self._klines.get(symbol, {})
+        return [candles[t] for t in sorted(candles)]
+
+    def market_symbols(self) -> list[str]:
+        """Every symbol with market data, sorted."""
+        return sorted(set(self._mark) | set(self._book) | set(self._klines))
+
+    def freshness(self, topic: str) -> Freshness | None:
+        return self._fresh.get(topic)
+
+    # ------------------------------------------------------------------ events
+
+    def apply_event(self, event: Any, now_ms: int, source: Source = "live") -> Applied:
+        """Apply one event envelope (a ginie_protocol event model)."""
+        topic: str = event.type
+        if topic in MARKET_TYPES:
+            return self._apply_market(event, now_ms, source)
+        if event.seq is None or event.epoch is None:
+            self._reject(topic, "a user event without seq or epoch")
+            return Applied(Outcome.INVALID)
+        if self.epoch is None:
+            self.epoch = event.epoch
+            self.seq = event.seq - 1
+        if event.epoch != self.epoch:
+            return Applied(Outcome.EPOCH_CHANGED)
+        if event.seq <= self.seq:
+            return Applied(Outcome.DUPLICATE)
+        if event.seq > self.seq + 1:
+            return Applied(Outcome.GAP)
+        self.seq = event.seq
+        keys = self._put(topic, event.data)
+        self._fresh[topic] = Freshness(now_ms, source)
+        return Applied(Outcome.APPLIED, Change(topic, keys, source, event=event))
+
+    def _apply_market(self, event: Any, now_ms: int, source: Source) -> Applied:
+        data = event.data
+        topic: str = event.type
+        if isinstance(data, MarkPrice):
+            held = self._mark.get(data.symbol)
+            if held is not None and held.time > data.time:
+                return Applied(Outcome.OLDER)
+            self._mark[data.symbol] = data
+        elif isinstance(data, OrderBook):
+            held_book = self._book.get(data.symbol)
+            if held_book is not None and held_book.time > data.time:
+                return Applied(Outcome.OLDER)
+            self._book[data.symbol] = data
+        else:
+            self._put_kline(data)
+        self._fresh[topic] = Freshness(now_ms, source)
+        return Applied(Outcome.APPLIED, Change(topic, (data.symbol,), source, event=event))
+
+    def _put_kline(self, kline: Kline) -> None:
+        candles = self._klines.setdefault(kline.symbol, {})
+        candles[kline.open_time] = kline
+        while len(candles) > KLINES_PER_SYMBOL:
+            del candles[min(candles)]
+
+    def _put(self, topic: str, data: WireModel) -> tuple[str, ...]:
+        field = KEY_FIELD[topic]
+        if field is None:
+            self._singletons[topic] = data
+            return ()
+        key = str(getattr(data, field))
+        collection = self._collections[topic]
+        collection.pop(key, None)
+        collection[key] = data
+        limit = self._limits.get(topic, OTHER_LIMIT)
+        while len(collection) > limit:
+            del collection[next(iter(collection))]
+        return (key,)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def apply_snapshot(
+        self,
+        epoch: str,
+        seq: int,
+        data: Mapping[str, Any],
+        now_ms: int,
+        source: Source = "polled",
+    ) -> list[Change]:
+        """Replace the topics in `data` with a REST snapshot taken at (`epoch`, `seq`).
+
+        A snapshot older than what the store holds (same epoch, lower `seq`) is ignored. A new
+        epoch means the server lost its history: every user topic is cleared first.
+        """
+        if epoch == self.epoch and seq < self.seq:
+            return []
+        if epoch != self.epoch:
+            for collection in self._collections.values():
+                collection.clear()
+            self._singletons.clear()
+        self.epoch = epoch
+        self.seq = seq
+        changes: list[Change] = []
+        for topic, payload in data.items():
+            if topic in MARKET_TYPES:
+                changes.extend(self._snapshot_market(topic, payload, now_ms, source))
+            elif topic in USER_TYPES:
+                if self._snapshot_topic(topic, payload):
+                    self._fresh[topic] = Freshness(now_ms, source)
+                    changes.append(Change(topic, (), source, reset=True))
+            else:
+                self._reject(topic, "an unknown topic in a snapshot")
+        return changes
+
+    def _snapshot_topic(self, topic: str, payload: Any) -> bool:
+        model = DATA_MODEL_OF[topic]
+        if KEY_FIELD[topic] is None:
+            if payload is None:
+                self._singletons.pop(topic, None)
+                return True
+            item = self._validate(topic, model, payload)
+            if item is None:
+                return False
+            self._singletons[topic] = item
+            return True
+        if not isinstance(payload, list):
+            self._reject(topic, "a collection snapshot that is not a list")
+            return False
+        items = [self._validate(topic, model, raw) for raw in payload]
+        if topic == "LIFECYCLE_EVENT":
+            items.reverse()  # served newest first; held oldest first like every collection
+        self._collections[topic].clear()
+        for item in items:
+            if item is not None:
+                self._put(topic, item)
+        return True
+
+    def _snapshot_market(
+        self, topic: str, payload: Any, now_ms: int, source: Source
+    ) -> Iterable[Change]:
+        model = DATA_MODEL_OF[topic]
+        raw_items = payload if isinstance(payload, list) else [payload]
+        symbols: list[str] = []
+        for raw in raw_items:
+            item = self._validate(topic, model, raw)
+            if item is None:
+                continue
+            if isinstance(item, MarkPrice):
+                self._mark[item.symbol] = item
+            elif isinstance(item, OrderBook):
+                self._book[item.symbol] = item
+            elif isinstance(item, Kline):
+                self._put_kline(item)
+            symbols.append(item.symbol)  # type: ignore[attr-defined]
+        if not symbols:
+            return []
+        self._fresh[topic] = Freshness(now_ms, source)
+        return [Change(topic, tuple(dict.fromkeys(symbols)), source)]
+
+    def _validate(self, topic: str, model: type[WireModel], raw: Any) -> WireModel | None:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self._reject(topic, f"an item that does not fit {model.__name__}: {exc.errors()[0]}")
+            return None
+
+    def _reject(self, topic: str, what: str) -> None:
+        self.rejected += 1
+        log.warning("store left out %s (%s)", what, topic)
