@@ -1,6 +1,7 @@
 """REST calls in one trading hour: the old dashboard's polling against Ginie's push feed.
 
-A pure simulation on a virtual clock, faithful to the console's duty (SPEC section 6):
+A pure simulation on a virtual clock that drives the console's own poll schedule
+(`ginie_tui.connection.ConnectionMachine`, the console's duty of SPEC section 6):
 one `/api/snapshot` at start-up; none while LIVE; after a drop, if not LIVE again within
 `fallback_delay_s`, one `/api/snapshot` at once and then one every `poll_interval_s`; on
 reconnect the client resumes from its last `seq`, so the missed events are replayed and no
@@ -18,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from benchmarks.report import Group
+from ginie_tui.connection import ConnectionMachine
 
 HOUR_S = 3600.0
 
@@ -129,22 +131,37 @@ def ginie(
     poll_interval_s: float = 60.0,
     live_age_s: float = 0.0,
 ) -> ScenarioResult:
-    """Ginie's console: a start-up snapshot, push while LIVE, fallback polling while down."""
-    startup = [0.0]
+    """Ginie's console: a start-up snapshot, push while LIVE, fallback polling while down.
+
+    The fallback polls come from the console's own schedule (`ConnectionMachine`), driven on
+    a virtual clock in milliseconds.
+    """
+    machine = ConnectionMachine(
+        poll_interval_ms=round(poll_interval_s * 1000), grace_ms=round(fallback_delay_s * 1000)
+    )
+    machine.connected(0)
+    machine.synced(0)
+    calls = [0.0]
     fallback: list[float] = []
     live = [(0.0, hour_s)]
     if outage is not None:
         live = [(0.0, outage.start_s), (outage.end_s, hour_s)]
-        t = outage.start_s + fallback_delay_s
-        while t < min(outage.end_s, hour_s):
-            fallback.append(t)
-            t += poll_interval_s
-    calls = startup + fallback
+        machine.dropped(round(outage.start_s * 1000))
+        end_ms = round(min(outage.end_s, hour_s) * 1000)
+        due = machine.next_poll_at()
+        while due is not None and due < end_ms:
+            fallback.append(due / 1000)
+            machine.polled(due)
+            due = machine.next_poll_at()
+        machine.connected(end_ms)
+        if machine.next_poll_at() is not None:
+            raise AssertionError("the console must not poll while LIVE")
+    calls += fallback
     gaps = [b - a for a, b in itertools.pairwise(fallback)]
     name = (
         "Ginie, connected"
         if outage is None
-        else (f"Ginie, socket down {outage.duration_s / 60:.0f} min")
+        else f"Ginie, socket down {outage.duration_s / 60:.0f} min"
     )
     return ScenarioResult(
         name=name,
