@@ -1,0 +1,745 @@
+"""Binance USD-M payloads to protocol models: pure functions, strict about what they accept.
+
+Every function takes one decoded JSON payload (a user-data event, a market-stream event or a
+REST response item) exactly as Binance documents it, and returns protocol models. A payload that
+lacks a field, carries a field of the wrong type or an unknown enum value raises
+`BinancePayloadError` naming the event and the field, so the caller can log it, count it and go
+on; nothing here does I/O or keeps state.
+
+Lossy corners, chosen on purpose:
+- Order types outside the protocol's four map to the nearest one (`_ORDER_TYPES`); liquidations
+  become MARKET orders with reason `liquidation`.
+- Positions are one-way: hedge-mode legs of a symbol are netted into one signed position.
+- Fees are reported as positive costs (`abs` of Binance's commission).
+- ACCOUNT_UPDATE carries no available balance; the cross wallet balance stands in for it until
+  the next REST reconcile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ginie_protocol.events import (
+    Balance,
+    Kline,
+    MarkPrice,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    Trade,
+)
+
+_T = TypeVar("_T")
+
+ChainOf = Callable[[str], str | None]
+"""Given a client order id, the id of the chain it belongs to, if any."""
+
+
+class BinancePayloadError(ValueError):
+    """A Binance payload that does not match its documented shape."""
+
+    def __init__(self, event: str, detail: str) -> None:
+        super().__init__(f"malformed {event} payload: {detail}")
+        self.event = event
+        self.detail = detail
+
+
+_ORDER_TYPES: dict[str, OrderType] = {
+    "LIMIT": "LIMIT",
+    "MARKET": "MARKET",
+    "STOP_MARKET": "STOP_MARKET",
+    "TAKE_PROFIT_MARKET": "TAKE_PROFIT_MARKET",
+    "STOP": "STOP_MARKET",
+    "TAKE_PROFIT": "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET": "STOP_MARKET",
+    "LIQUIDATION": "MARKET",
+}
+
+_ORDER_STATUSES: dict[str, OrderStatus] = {
+    "NEW": "NEW",
+    "PARTIALLY_FILLED": "PARTIALLY_FILLED",
+    "FILLED": "FILLED",
+    "CANCELED": "CANCELED",
+    "EXPIRED": "EXPIRED",
+    "EXPIRED_IN_MATCH": "EXPIRED",
+    "REJECTED": "REJECTED",
+}
+
+_SIDES: dict[str, Side] = {"BUY": "BUY", "SELL": "SELL"}
+
+_EXECUTION_TYPES = frozenset({"NEW", "CANCELED", "CALCULATED", "EXPIRED", "TRADE", "AMENDMENT"})
+
+_EXPIRY_REASONS: dict[int, str] = {
+    1: "self-trade prevention",
+    2: "IOC not fully filled",
+    3: "IOC not fully filled (self-trade prevention)",
+    4: "knocked out by a higher-priority reduce-only order",
+    5: "account liquidated",
+    6: "GTE condition not satisfied",
+    7: "symbol delisted",
+    8: "stop order expired after triggering",
+    9: "market order not filled within price limits",
+}
+
+_ALGO_STATUSES: dict[str, OrderStatus] = {
+    "NEW": "NEW",
+    "TRIGGERING": "NEW",
+    "TRIGGERED": "NEW",
+    "CANCELED": "CANCELED",
+    "REJECTED": "REJECTED",
+    "EXPIRED": "EXPIRED",
+}
+
+ALGO_ORDER_PREFIX = "algo-"
+"""Prefix of the `order_id` of a conditional (algo service) order, whose ids are a separate
+namespace on Binance."""
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED"})
+
+
+# ------------------------------------------------------------------------------ field readers
+
+
+def _field(event: str, data: Mapping[str, Any], key: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise BinancePayloadError(event, f"expected an object, got {type(data).__name__}")
+    if key not in data:
+        raise BinancePayloadError(event, f"missing field {key!r}")
+    return data[key]
+
+
+def _text(event: str, data: Mapping[str, Any], key: str) -> str:
+    value = _field(event, data, key)
+    if not isinstance(value, str):
+        raise BinancePayloadError(event, f"field {key!r} is not a string: {value!r}")
+    return value
+
+
+def _number(event: str, data: Mapping[str, Any], key: str) -> float:
+    """A decimal Binance sends as a string (or, in a few places, a JSON number)."""
+    value = _field(event, data, key)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BinancePayloadError(event, f"field {key!r} is not a number: {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise BinancePayloadError(event, f"field {key!r} is not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise BinancePayloadError(event, f"field {key!r} is not finite: {value!r}")
+    return number
+
+
+def _optional_number(event: str, data: Mapping[str, Any], key: str) -> float | None:
+    """A number where Binance writes zero (or leaves the field out) for 'not set'."""
+    if key not in data or data[key] in ("", None):
+        return None
+    number = _number(event, data, key)
+    return number if number != 0 else None
+
+
+def _integer(event: str, data: Mapping[str, Any], key: str) -> int:
+    """An integer, also accepted as a string of digits (some events send times as strings)."""
+    value = _field(event, data, key)
+    if isinstance(value, bool):
+        raise BinancePayloadError(event, f"field {key!r} is not an integer: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise BinancePayloadError(event, f"field {key!r} is not an integer: {value!r}")
+
+
+def _flag(event: str, data: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    if key not in data:
+        return default
+    value = data[key]
+    if not isinstance(value, bool):
+        raise BinancePayloadError(event, f"field {key!r} is not a boolean: {value!r}")
+    return value
+
+
+def _enum(event: str, data: Mapping[str, Any], key: str, table: Mapping[str, _T]) -> _T:
+    value = _text(event, data, key)
+    if value not in table:
+        raise BinancePayloadError(event, f"field {key!r} has unknown value {value!r}")
+    return table[value]
+
+
+def _list(event: str, data: Mapping[str, Any], key: str) -> list[Any]:
+    value = _field(event, data, key)
+    if not isinstance(value, list):
+        raise BinancePayloadError(event, f"field {key!r} is not a list: {value!r}")
+    return value
+
+
+def _object(event: str, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _field(event, data, key)
+    if not isinstance(value, Mapping):
+        raise BinancePayloadError(event, f"field {key!r} is not an object: {value!r}")
+    return value
+
+
+def _no_chain(_client_order_id: str) -> str | None:
+    return None
+
+
+# ------------------------------------------------------------------------------ user data stream
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTradeUpdate:
+    """An ORDER_TRADE_UPDATE: the order as it now stands and, on a fill, the fill itself."""
+
+    order: Order
+    trade: Trade | None
+    event_time: int
+
+
+def _order_reason(event: str, o: Mapping[str, Any], client_order_id: str) -> str | None:
+    if o.get("o") == "LIQUIDATION" or client_order_id.startswith("autoclose-"):
+        return "liquidation"
+    if client_order_id.startswith("adl_autoclose"):
+        return "auto-deleveraging"
+    if client_order_id.startswith("settlement_autoclose-"):
+        return "settlement"
+    if "er" in o:
+        code = _integer(event, o, "er")
+        if code:
+            return _EXPIRY_REASONS.get(code, f"expired (reason {code})")
+    return None
+
+
+def order_trade_update(
+    payload: Mapping[str, Any],
+    *,
+    chain_of: ChainOf = _no_chain,
+    previous: Order | None = None,
+) -> OrderTradeUpdate:
+    """Map an ORDER_TRADE_UPDATE event; `previous` (the cached order) supplies `created_at`."""
+    event = "ORDER_TRADE_UPDATE"
+    if _text(event, payload, "e") != event:
+        raise BinancePayloadError(event, f"event type is {payload.get('e')!r}")
+    event_time = _integer(event, payload, "E")
+    o = _object(event, payload, "o")
+    execution = _text(event, o, "x")
+    if execution not in _EXECUTION_TYPES:
+        raise BinancePayloadError(event, f"field 'x' has unknown value {execution!r}")
+    client_order_id = _text(event, o, "c")
+    order_id = str(_integer(event, o, "i"))
+    symbol = _text(event, o, "s")
+    side = _enum(event, o, "S", _SIDES)
+    updated_at = _integer(event, o, "T")
+    order = Order(
+        order_id=order_id,
+        client_order_id=client_order_id,
+        chain_id=chain_of(client_order_id),
+        symbol=symbol,
+        side=side,
+        type=_enum(event, o, "o", _ORDER_TYPES),
+        status=_enum(event, o, "X", _ORDER_STATUSES),
+        price=_optional_number(event, o, "p"),
+        stop_price=_optional_number(event, o, "sp"),
+        quantity=_number(event, o, "q"),
+        filled_qty=_number(event, o, "z"),
+        avg_price=_optional_number(event, o, "ap"),
+        reduce_only=_flag(event, o, "R"),
+        reason=_order_reason(event, o, client_order_id),
+        created_at=previous.created_at if previous is not None else updated_at,
+        updated_at=updated_at,
+    )
+    trade = None
+    if execution == "TRADE":
+        trade = Trade(
+            trade_id=str(_integer(event, o, "t")),
+            order_id=order_id,
+            client_order_id=client_order_id,
+            chain_id=order.chain_id,
+            symbol=symbol,
+            side=side,
+            price=_number(event, o, "L"),
+            quantity=_number(event, o, "l"),
+            fee=abs(_number(event, o, "n")) if "n" in o else 0.0,
+            fee_asset=_text(event, o, "N") if "N" in o else "USDT",
+            realized_pnl=_number(event, o, "rp") if "rp" in o else 0.0,
+            maker=_flag(event, o, "m"),
+            time=updated_at,
+        )
+    return OrderTradeUpdate(order=order, trade=trade, event_time=event_time)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """An ACCOUNT_UPDATE: the balances and positions it reports, already merged with the cache."""
+
+    reason: str
+    balances: list[Balance]
+    positions: list[Position]
+    event_time: int
+
+
+@dataclass(slots=True)
+class _Leg:
+    size: float = 0.0
+    entry_price: float = 0.0
+    unrealized_pnl: float = 0.0
+    margin: float = 0.0
+
+
+def _net_legs(legs: list[tuple[float, float, float, float]]) -> _Leg:
+    """Net one-way or hedge legs (size, entry, unrealized, margin) into one signed position.
+
+    The entry price is the size-weighted entry of the legs on the side of the net size.
+    """
+    net = _Leg()
+    for size, _entry, unrealized, margin in legs:
+        net.size += size
+        net.unrealized_pnl += unrealized
+        net.margin += margin
+    same_side = [(s, e) for s, e, _, _ in legs if s * net.size > 0]
+    total = sum(abs(s) for s, _ in same_side)
+    net.entry_price = sum(abs(s) * e for s, e in same_side) / total if total else 0.0
+    return net
+
+
+def account_update(
+    payload: Mapping[str, Any],
+    *,
+    positions: Mapping[str, Position],
+    balances: Mapping[str, Balance],
+    mark_prices: Mapping[str, float],
+) -> AccountUpdate:
+    """Map an ACCOUNT_UPDATE event.
+
+    ACCOUNT_UPDATE carries neither mark price, leverage nor liquidation price, nor the available
+    balance: those come from the cached `positions` / `balances` and the latest `mark_prices`.
+    """
+    event = "ACCOUNT_UPDATE"
+    if _text(event, payload, "e") != event:
+        raise BinancePayloadError(event, f"event type is {payload.get('e')!r}")
+    event_time = _integer(event, payload, "E")
+    updated_at = _integer(event, payload, "T") if "T" in payload else event_time
+    a = _object(event, payload, "a")
+    reason = _text(event, a, "m")
+
+    new_balances = []
+    for item in _list(event, a, "B"):
+        asset = _text(event, item, "a")
+        previous = balances.get(asset)
+        new_balances.append(
+            Balance(
+                asset=asset,
+                wallet_balance=_number(event, item, "wb"),
+                available_balance=_number(event, item, "cw"),
+                unrealized_pnl=previous.unrealized_pnl if previous else 0.0,
+                margin_used=previous.margin_used if previous else 0.0,
+                updated_at=updated_at,
+            )
+        )
+
+    legs: dict[str, list[tuple[float, float, float, float]]] = {}
+    for item in _list(event, a, "P"):
+        symbol = _text(event, item, "s")
+        legs.setdefault(symbol, []).append(
+            (
+                _number(event, item, "pa"),
+                _number(event, item, "ep"),
+                _number(event, item, "up"),
+                _number(event, item, "iw") if "iw" in item else 0.0,
+            )
+        )
+    new_positions = []
+    for symbol, symbol_legs in legs.items():
+        net = _net_legs(symbol_legs)
+        previous_position = positions.get(symbol)
+        mark = mark_prices.get(symbol)
+        if mark is None:
+            mark = previous_position.mark_price if previous_position else net.entry_price
+        new_positions.append(
+            Position(
+                symbol=symbol,
+                size=net.size,
+                entry_price=net.entry_price,
+                mark_price=mark,
+                unrealized_pnl=net.unrealized_pnl,
+                leverage=previous_position.leverage if previous_position else 1,
+                liquidation_price=(
+                    previous_position.liquidation_price
+                    if previous_position is not None and net.size != 0
+                    else None
+                ),
+                margin=net.margin,
+                updated_at=updated_at,
+            )
+        )
+    return AccountUpdate(
+        reason=reason, balances=new_balances, positions=new_positions, event_time=event_time
+    )
+
+
+def algo_update(
+    payload: Mapping[str, Any],
+    *,
+    chain_of: ChainOf = _no_chain,
+    previous: Order | None = None,
+) -> Order:
+    """Map an ALGO_UPDATE (a conditional order of Binance's algo service) to an Order.
+
+    A FINISHED algo order is FILLED when its triggered order filled the whole quantity,
+    otherwise CANCELED; its fills arrive as ORDER_TRADE_UPDATEs of the triggered order.
+    """
+    event = "ALGO_UPDATE"
+    if _text(event, payload, "e") != event:
+        raise BinancePayloadError(event, f"event type is {payload.get('e')!r}")
+    updated_at = _integer(event, payload, "E")
+    o = _object(event, payload, "o")
+    return _algo_order(
+        event,
+        updated_at=updated_at,
+        created_at=previous.created_at if previous else updated_at,
+        algo_id=_integer(event, o, "aid"),
+        client_algo_id=_text(event, o, "caid"),
+        symbol=_text(event, o, "s"),
+        side=_enum(event, o, "S", _SIDES),
+        type_=_enum(event, o, "o", _ORDER_TYPES),
+        status=_text(event, o, "X"),
+        quantity=_number(event, o, "q"),
+        filled_qty=_number(event, o, "aq") if o.get("aq") not in (None, "") else 0.0,
+        avg_price=_optional_number(event, o, "ap"),
+        price=_optional_number(event, o, "p"),
+        stop_price=_optional_number(event, o, "tp"),
+        reduce_only=_flag(event, o, "R"),
+        chain_of=chain_of,
+    )
+
+
+def _algo_order(
+    event: str,
+    *,
+    updated_at: int,
+    created_at: int,
+    algo_id: int,
+    client_algo_id: str,
+    symbol: str,
+    side: Side,
+    type_: OrderType,
+    status: str,
+    quantity: float,
+    filled_qty: float,
+    avg_price: float | None,
+    price: float | None,
+    stop_price: float | None,
+    reduce_only: bool,
+    chain_of: ChainOf,
+) -> Order:
+    if status == "FINISHED":
+        mapped: OrderStatus = "FILLED" if filled_qty >= quantity > 0 else "CANCELED"
+    elif status in _ALGO_STATUSES:
+        mapped = _ALGO_STATUSES[status]
+    else:
+        raise BinancePayloadError(event, f"unknown algo status {status!r}")
+    return Order(
+        order_id=f"{ALGO_ORDER_PREFIX}{algo_id}",
+        client_order_id=client_algo_id,
+        chain_id=chain_of(client_algo_id),
+        symbol=symbol,
+        side=side,
+        type=type_,
+        status=mapped,
+        price=price,
+        stop_price=stop_price,
+        quantity=quantity,
+        filled_qty=filled_qty,
+        avg_price=avg_price,
+        reduce_only=reduce_only,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def listen_key_expired(payload: Mapping[str, Any]) -> str:
+    """The listenKey a `listenKeyExpired` event names."""
+    event = "listenKeyExpired"
+    if _text(event, payload, "e") != event:
+        raise BinancePayloadError(event, f"event type is {payload.get('e')!r}")
+    return _text(event, payload, "listenKey")
+
+
+# ------------------------------------------------------------------------------ market streams
+
+
+def mark_price_update(payload: Mapping[str, Any]) -> MarkPrice:
+    """Map a `<symbol>@markPrice` event."""
+    event = "markPriceUpdate"
+    return MarkPrice(
+        symbol=_text(event, payload, "s"),
+        mark_price=_number(event, payload, "p"),
+        index_price=_number(event, payload, "i"),
+        funding_rate=_number(event, payload, "r") if payload.get("r") not in (None, "") else 0.0,
+        next_funding_time=_integer(event, payload, "T"),
+        time=_integer(event, payload, "E"),
+    )
+
+
+def kline_update(payload: Mapping[str, Any]) -> Kline:
+    """Map a `<symbol>@kline_<interval>` event."""
+    event = "kline"
+    k = _object(event, payload, "k")
+    return Kline(
+        symbol=_text(event, k, "s"),
+        interval=_text(event, k, "i"),
+        open_time=_integer(event, k, "t"),
+        close_time=_integer(event, k, "T"),
+        open=_number(event, k, "o"),
+        high=_number(event, k, "h"),
+        low=_number(event, k, "l"),
+        close=_number(event, k, "c"),
+        volume=_number(event, k, "v"),
+        closed=_flag(event, k, "x"),
+    )
+
+
+def _levels(event: str, data: Mapping[str, Any], key: str) -> list[tuple[float, float]]:
+    levels = []
+    for level in _list(event, data, key):
+        if not isinstance(level, list) or len(level) != 2:
+            raise BinancePayloadError(event, f"field {key!r} has a bad level {level!r}")
+        pair = {"price": level[0], "qty": level[1]}
+        levels.append((_number(event, pair, "price"), _number(event, pair, "qty")))
+    return levels
+
+
+def depth_update(payload: Mapping[str, Any]) -> OrderBook:
+    """Map a partial book depth event (`<symbol>@depth<levels>@<speed>`)."""
+    event = "depthUpdate"
+    return OrderBook(
+        symbol=_text(event, payload, "s"),
+        bids=_levels(event, payload, "b"),
+        asks=_levels(event, payload, "a"),
+        time=_integer(event, payload, "E"),
+    )
+
+
+def market_event(payload: Mapping[str, Any]) -> MarkPrice | Kline | OrderBook:
+    """Map one market-stream event (bare, or wrapped as `{"stream": ..., "data": ...}`)."""
+    data = payload.get("data", payload) if isinstance(payload, Mapping) else payload
+    kind = _text("market stream", data, "e")
+    if kind == "markPriceUpdate":
+        return mark_price_update(data)
+    if kind == "kline":
+        return kline_update(data)
+    if kind == "depthUpdate":
+        return depth_update(data)
+    raise BinancePayloadError("market stream", f"unknown event type {kind!r}")
+
+
+# ------------------------------------------------------------------------------ REST responses
+
+
+def rest_order(
+    item: Mapping[str, Any], *, chain_of: ChainOf = _no_chain, previous: Order | None = None
+) -> Order:
+    """Map an order from POST/GET/DELETE /fapi/v1/order or GET /fapi/v1/openOrders."""
+    event = "order"
+    updated_at = _integer(event, item, "updateTime")
+    if "time" in item:
+        created_at = _integer(event, item, "time")
+    else:
+        created_at = previous.created_at if previous is not None else updated_at
+    client_order_id = _text(event, item, "clientOrderId")
+    return Order(
+        order_id=str(_integer(event, item, "orderId")),
+        client_order_id=client_order_id,
+        chain_id=chain_of(client_order_id),
+        symbol=_text(event, item, "symbol"),
+        side=_enum(event, item, "side", _SIDES),
+        type=_enum(event, item, "origType" if "origType" in item else "type", _ORDER_TYPES),
+        status=_enum(event, item, "status", _ORDER_STATUSES),
+        price=_optional_number(event, item, "price"),
+        stop_price=_optional_number(event, item, "stopPrice"),
+        quantity=_number(event, item, "origQty"),
+        filled_qty=_number(event, item, "executedQty"),
+        avg_price=_optional_number(event, item, "avgPrice"),
+        reduce_only=_flag(event, item, "reduceOnly"),
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def rest_algo_order(
+    item: Mapping[str, Any], *, chain_of: ChainOf = _no_chain, previous: Order | None = None
+) -> Order:
+    """Map a conditional order from /fapi/v1/algoOrder or /fapi/v1/openAlgoOrders."""
+    event = "algoOrder"
+    updated_at = _integer(event, item, "updateTime")
+    created_at = _integer(event, item, "createTime") if "createTime" in item else updated_at
+    filled_key = "executedQty" if "executedQty" in item else "actualQty"
+    return _algo_order(
+        event,
+        updated_at=updated_at,
+        created_at=previous.created_at if previous is not None else created_at,
+        algo_id=_integer(event, item, "algoId"),
+        client_algo_id=_text(event, item, "clientAlgoId"),
+        symbol=_text(event, item, "symbol"),
+        side=_enum(event, item, "side", _SIDES),
+        type_=_enum(event, item, "orderType", _ORDER_TYPES),
+        status=_text(event, item, "algoStatus"),
+        quantity=_number(event, item, "quantity"),
+        filled_qty=(
+            _number(event, item, filled_key) if item.get(filled_key) not in (None, "") else 0.0
+        ),
+        avg_price=_optional_number(event, item, "avgPrice"),
+        price=_optional_number(event, item, "price"),
+        stop_price=_optional_number(event, item, "triggerPrice"),
+        reduce_only=_flag(event, item, "reduceOnly"),
+        chain_of=chain_of,
+    )
+
+
+def rest_trade(
+    item: Mapping[str, Any], *, client_order_id: str, chain_of: ChainOf = _no_chain
+) -> Trade:
+    """Map a fill from GET /fapi/v1/userTrades (which does not carry the client order id)."""
+    event = "userTrades"
+    return Trade(
+        trade_id=str(_integer(event, item, "id")),
+        order_id=str(_integer(event, item, "orderId")),
+        client_order_id=client_order_id,
+        chain_id=chain_of(client_order_id),
+        symbol=_text(event, item, "symbol"),
+        side=_enum(event, item, "side", _SIDES),
+        price=_number(event, item, "price"),
+        quantity=_number(event, item, "qty"),
+        fee=abs(_number(event, item, "commission")),
+        fee_asset=_text(event, item, "commissionAsset"),
+        realized_pnl=_number(event, item, "realizedPnl"),
+        maker=_flag(event, item, "maker"),
+        time=_integer(event, item, "time"),
+    )
+
+
+def rest_positions(
+    items: list[Any], *, previous: Mapping[str, Position], now_ms: int
+) -> list[Position]:
+    """Map GET /fapi/v3/positionRisk, netting hedge legs per symbol.
+
+    v3 no longer reports leverage; it is derived from notional / initial margin when a position
+    is open, else kept from the cache (default 1).
+    """
+    event = "positionRisk"
+    if not isinstance(items, list):
+        raise BinancePayloadError(event, "expected a list")
+    legs: dict[str, list[tuple[float, float, float, float]]] = {}
+    marks: dict[str, float] = {}
+    liquidation: dict[str, float | None] = {}
+    leverage: dict[str, int] = {}
+    updated: dict[str, int] = {}
+    for item in items:
+        symbol = _text(event, item, "symbol")
+        size = _number(event, item, "positionAmt")
+        margin = _number(event, item, "initialMargin") if "initialMargin" in item else 0.0
+        legs.setdefault(symbol, []).append(
+            (
+                size,
+                _number(event, item, "entryPrice"),
+                _number(event, item, "unRealizedProfit"),
+                margin,
+            )
+        )
+        marks[symbol] = _number(event, item, "markPrice")
+        liquidation[symbol] = _optional_number(event, item, "liquidationPrice")
+        if "leverage" in item:
+            leverage[symbol] = _integer(event, item, "leverage")
+        elif size and "notional" in item and margin > 0:
+            leverage[symbol] = max(1, round(abs(_number(event, item, "notional")) / margin))
+        updated[symbol] = _integer(event, item, "updateTime") if "updateTime" in item else now_ms
+    positions = []
+    for symbol, symbol_legs in legs.items():
+        net = _net_legs(symbol_legs)
+        cached = previous.get(symbol)
+        positions.append(
+            Position(
+                symbol=symbol,
+                size=net.size,
+                entry_price=net.entry_price,
+                mark_price=marks[symbol],
+                unrealized_pnl=net.unrealized_pnl,
+                leverage=leverage.get(symbol, cached.leverage if cached else 1),
+                liquidation_price=liquidation[symbol] if net.size else None,
+                margin=net.margin,
+                updated_at=updated[symbol],
+            )
+        )
+    return positions
+
+
+def rest_balances(items: list[Any], *, now_ms: int) -> list[Balance]:
+    """Map GET /fapi/v3/balance."""
+    event = "balance"
+    if not isinstance(items, list):
+        raise BinancePayloadError(event, "expected a list")
+    balances = []
+    for item in items:
+        wallet = _number(event, item, "balance")
+        available = _number(event, item, "availableBalance")
+        unrealized = _number(event, item, "crossUnPnl") if "crossUnPnl" in item else 0.0
+        balances.append(
+            Balance(
+                asset=_text(event, item, "asset"),
+                wallet_balance=wallet,
+                available_balance=available,
+                unrealized_pnl=unrealized,
+                margin_used=max(0.0, wallet + unrealized - available),
+                updated_at=_integer(event, item, "updateTime") if "updateTime" in item else now_ms,
+            )
+        )
+    return balances
+
+
+def rest_klines(symbol: str, items: list[Any], *, interval: str = "1m") -> list[Kline]:
+    """Map GET /fapi/v1/klines rows `[openTime, open, high, low, close, volume, closeTime, ...]`.
+
+    The last row is the forming candle.
+    """
+    event = "klines"
+    if not isinstance(items, list):
+        raise BinancePayloadError(event, "expected a list")
+    klines = []
+    for index, row in enumerate(items):
+        if not isinstance(row, list) or len(row) < 7:
+            raise BinancePayloadError(event, f"row {index} is not a kline: {row!r}")
+        named = dict(zip(("t", "o", "h", "l", "c", "v", "T"), row[:7], strict=True))
+        klines.append(
+            Kline(
+                symbol=symbol,
+                interval=interval,
+                open_time=_integer(event, named, "t"),
+                close_time=_integer(event, named, "T"),
+                open=_number(event, named, "o"),
+                high=_number(event, named, "h"),
+                low=_number(event, named, "l"),
+                close=_number(event, named, "c"),
+                volume=_number(event, named, "v"),
+                closed=index < len(items) - 1,
+            )
+        )
+    return klines
+
+
+def is_stale(cached: Order | None, incoming: Order) -> bool:
+    """Whether `incoming` is older news than `cached` and must not overwrite it.
+
+    An order never leaves a terminal status, and never goes back in time or in filled quantity.
+    """
+    if cached is None:
+        return False
+    if cached.status in TERMINAL_STATUSES and incoming.status not in TERMINAL_STATUSES:
+        return True
+    if incoming.updated_at < cached.updated_at:
+        return True
+    return incoming.filled_qty < cached.filled_qty
