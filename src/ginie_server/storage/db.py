@@ -47,6 +47,7 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         user TEXT NOT NULL,
         seq INTEGER NOT NULL,
         type TEXT NOT NULL,
+        symbol TEXT,
         ts INTEGER NOT NULL,
         frame TEXT NOT NULL,
         PRIMARY KEY (user, seq)

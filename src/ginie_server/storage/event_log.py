@@ -18,10 +18,12 @@ class EventLog:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def append(self, user: str, seq: int, event_type: str, ts: int, frame: str) -> None:
+    def append(
+        self, user: str, seq: int, event_type: str, symbol: str | None, ts: int, frame: str
+    ) -> None:
         self._conn.execute(
-            "INSERT INTO events (user, seq, type, ts, frame) VALUES (?, ?, ?, ?, ?)",
-            (user, seq, event_type, ts, frame),
+            "INSERT INTO events (user, seq, type, symbol, ts, frame) VALUES (?, ?, ?, ?, ?, ?)",
+            (user, seq, event_type, symbol, ts, frame),
         )
 
     def last_seq(self, user: str) -> int:
@@ -32,13 +34,13 @@ class EventLog:
         row = self._conn.execute("SELECT MIN(seq) FROM events WHERE user = ?", (user,)).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def frames_after(self, user: str, after_seq: int) -> list[tuple[int, str, str]]:
-        """`(seq, type, frame)` of every held event with seq > `after_seq`, in order."""
+    def frames_after(self, user: str, after_seq: int) -> list[tuple[int, str, str | None, str]]:
+        """`(seq, type, symbol, frame)` of every held event with seq > `after_seq`, in order."""
         rows = self._conn.execute(
-            "SELECT seq, type, frame FROM events WHERE user = ? AND seq > ? ORDER BY seq",
+            "SELECT seq, type, symbol, frame FROM events WHERE user = ? AND seq > ? ORDER BY seq",
             (user, after_seq),
         )
-        return [(int(seq), str(kind), str(frame)) for seq, kind, frame in rows]
+        return [(int(seq), str(kind), symbol, str(frame)) for seq, kind, symbol, frame in rows]
 
     def page(
         self, user: str, event_type: str, limit: int, before_seq: int | None

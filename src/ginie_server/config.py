@@ -1,0 +1,74 @@
+"""The server's settings: what the command line sets, plus limits that tests may tighten."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+ExchangeName = Literal["paper", "binance"]
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of the hub and the WebSocket door. The defaults are the contract's."""
+
+    max_buffer_bytes: int = 4 * 1024 * 1024
+    """Unsent bytes (queued frames plus the socket's write buffer) past which a connection
+    is closed as a slow consumer (1013)."""
+
+    replay_window: int = 10_000
+    """User events per user held in memory for resume."""
+
+    replay_limit: int = 50_000
+    """Most events one resume may replay (from memory or the event log); beyond it, RESYNC."""
+
+    log_keep: int = 200_000
+    """User events per user kept in the durable event log."""
+
+    market_rate_hz: float = 10.0
+    """Most market frames per second per connection per (type, symbol)."""
+
+    error_budget: int = 20
+    """Bad frames allowed per connection per `error_window` seconds; one more closes 1008."""
+
+    error_window: float = 60.0
+
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything `ginie-server` is started with."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    db_path: Path = Path("ginie.db")
+    exchange: ExchangeName = "paper"
+    seed: int = 0
+    speed: float = 1.0
+    testnet: bool = False
+    owner: str = "demo"
+    log_level: str = "info"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    limits: Limits = Limits()
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server listens on a loopback address only."""
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
