@@ -1,0 +1,33 @@
+"""Start one bench server: `python -m benchmarks.servers VARIANT DB_PATH`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+
+from benchmarks.servers.control import raise_fd_limit
+
+VARIANTS = {
+    "plain": "benchmarks.servers.plain",
+    "fastapi": "benchmarks.servers.fastapi_hub",
+    "socketio": "benchmarks.servers.socketio_hub",
+    "ginie": "benchmarks.servers.ginie",
+}
+
+
+def main() -> int:
+    if len(sys.argv) != 3 or sys.argv[1] not in VARIANTS:
+        print(
+            f"usage: python -m benchmarks.servers {{{','.join(VARIANTS)}}} DB_PATH", file=sys.stderr
+        )
+        return 2
+    raise_fd_limit()
+    module = importlib.import_module(VARIANTS[sys.argv[1]])
+    asyncio.run(module.main(Path(sys.argv[2])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
