@@ -12,6 +12,10 @@ ExchangeName = Literal["paper", "binance"]
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
+class ConfigError(ValueError):
+    """Settings the server cannot start with; the text is one line for the user."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds of the hub and the WebSocket door. The defaults are the contract's."""

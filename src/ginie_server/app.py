@@ -1,0 +1,259 @@
+"""The one place that builds and wires the server: database, users, hub, sources, both doors.
+
+`GinieServer(config).start()` opens the database (creating the `demo` user on an empty one),
+starts the event sources with the hub as their publisher, and listens on one port where
+`process_request` answers REST and `/ws` upgrades to a WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import sqlite3
+import ssl
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from ginie_protocol.envelope import MAX_FRAME_BYTES
+from ginie_server.auth import Authenticator, Refusal
+from ginie_server.clock import Clock, SystemClock
+from ginie_server.config import ConfigError, ServerConfig
+from ginie_server.hub import Hub
+from ginie_server.rest import RestAnswer, RestApi
+from ginie_server.sources import CommandHandler, SnapshotProvider, Source
+from ginie_server.storage.db import open_database
+from ginie_server.storage.users import UserStore
+from ginie_server.throttle import AuthThrottle, retry_after_seconds
+from ginie_server.ticker import MarkPriceTicker
+from ginie_server.ws import WRITE_HIGH_WATER, serve_connection
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
+HEALTH_PATH = "/api/health"
+DEMO_USER = "demo"
+
+
+def build_sources(config: ServerConfig, db: sqlite3.Connection, clock: Clock) -> list[Source]:
+    """The event sources of `--exchange`: what the server publishes."""
+    if config.exchange == "paper":
+        return [MarkPriceTicker(seed=config.seed, speed=config.speed, clock=clock)]
+    raise ConfigError(f"exchange {config.exchange!r} is not available in this build")
+
+
+class GinieServer:
+    """A running (once started) Ginie server. Start it once, stop it once."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        clock: Clock | None = None,
+        sources: list[Source] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self._given_sources = sources
+        self.sources: list[Source] = []
+        self.demo_token: str | None = None
+        """The token of `demo` when this start created it (an empty database), else None."""
+        self._db: sqlite3.Connection | None = None
+        self._hub: Hub | None = None
+        self._ws_server: Server | None = None
+        self._auth: Authenticator | None = None
+        self._rest: RestApi | None = None
+        self._commands: dict[str, CommandHandler] = {}
+        self._attached: set[str] = set()
+        self._started_sources: list[Source] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open everything and listen. Raises DatabaseError, ConfigError or OSError."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        db = self._db = open_database(config.db_path)
+        users = UserStore(db)
+        if not users.has_users():
+            self.demo_token = users.create_token(DEMO_USER, self.clock.now_ms())
+        hub = self._hub = Hub(db, clock=self.clock, limits=config.limits)
+        self.sources = (
+            list(self._given_sources)
+            if self._given_sources is not None
+            else build_sources(config, db, self.clock)
+        )
+        snapshots: dict[str, SnapshotProvider] = {}
+        for source in self.sources:
+            snapshots.update(source.snapshots)
+            self._commands.update(source.commands)
+        market = [s.market_snapshot for s in self.sources if s.market_snapshot is not None]
+        self._rest = RestApi(hub, snapshots, market)
+        self._auth = Authenticator(users, AuthThrottle(self.clock))
+        for source in self.sources:
+            await source.start(hub)
+            self._started_sources.append(source)
+        limits = config.limits
+        self._ws_server = await serve(
+            self._serve_ws,
+            config.host,
+            config.port,
+            process_request=self._process_request,
+            server_header="ginie",
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=limits.ping_interval,
+            ping_timeout=limits.ping_timeout,
+            close_timeout=limits.close_timeout,
+            write_limit=WRITE_HIGH_WATER,
+            ssl=self._ssl_context(),
+            logger=logging.getLogger("ginie_server.websockets"),
+        )
+
+    async def stop(self) -> None:
+        """Close connections (1001), stop the sources, deliver what is pending, close the db."""
+        server, self._ws_server = self._ws_server, None
+        if server is not None:
+            server.close()
+            try:
+                async with asyncio.timeout(self.config.limits.close_timeout):
+                    await server.wait_closed()
+            except TimeoutError:
+                for connection in list(server.all_connections):
+                    connection.transport.abort()
+                await server.wait_closed()
+        sources, self._started_sources = self._started_sources, []
+        for source in reversed(sources):
+            try:
+                await source.stop()
+            except Exception:
+                log.exception("a source failed to stop")
+        if self._hub is not None:
+            self._hub.close()
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.commit()
+            db.close()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def hub(self) -> Hub:
+        if self._hub is None:
+            raise RuntimeError("the server is not started")
+        return self._hub
+
+    def create_token(self, user: str) -> str:
+        """Create `user` if needed and a new token for it (the `token create` of a live server)."""
+        if self._db is None:
+            raise RuntimeError("the server is not started")
+        return UserStore(self._db).create_token(user, self.clock.now_ms())
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one when started with port 0)."""
+        if self._ws_server is None:
+            raise RuntimeError("the server is not started")
+        return int(self._ws_server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.config.tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http", "ws", 1) + WS_PATH
+
+    # ------------------------------------------------------------------ the doors
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer REST requests here; let authenticated `/ws` upgrades through."""
+        assert self._auth is not None and self._rest is not None
+        path, _, query = request.path.partition("?")
+        if request.method != "GET":
+            return _json(405, {"error": "method_not_allowed", "message": "only GET is served"})
+        if path == HEALTH_PATH:
+            return _answer(self._rest.health())
+        address = str(connection.remote_address[0]) if connection.remote_address else "?"
+        who = self._auth.authenticate(request.headers, address)
+        if isinstance(who, Refusal):
+            return _refusal(who)
+        self._attach(who)
+        if path == WS_PATH:
+            connection.username = who
+            return None
+        route = self._rest.route_name(path)
+        if route is not None:
+            self.hub.metrics(who).rest_calls[route] += 1
+        return _answer(self._rest.handle(who, path, query))
+
+    async def _serve_ws(self, connection: ServerConnection) -> None:
+        await serve_connection(
+            connection, connection.username, self.hub, self._commands, self.config.limits
+        )
+
+    def _attach(self, user: str) -> None:
+        if user in self._attached:
+            return
+        self._attached.add(user)
+        for source in self.sources:
+            try:
+                source.attach_user(user)
+            except Exception:
+                log.exception("a source failed to set up user %s", user)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        config = self.config
+        if config.tls_cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load TLS certificate {config.tls_cert}: {exc}") from None
+        return context
+
+
+def _json(
+    status: int, body: dict[str, Any], extra: list[tuple[str, str]] | None = None
+) -> Response:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+            *(extra or []),
+        ]
+    )
+    return Response(status, http.HTTPStatus(status).phrase, headers, payload)
+
+
+def _answer(answer: RestAnswer) -> Response:
+    return _json(answer.status, answer.body)
+
+
+def _refusal(refusal: Refusal) -> Response:
+    if refusal.status == 429:
+        retry = [("Retry-After", str(retry_after_seconds(refusal.retry_after_ms)))]
+        return _json(429, {"error": refusal.error}, retry)
+    return _json(refusal.status, {"error": refusal.error}, [("WWW-Authenticate", "Bearer")])

@@ -1,0 +1,234 @@
+"""The REST door: a flat table of GET routes answering JSON snapshots for the caller only.
+
+Every snapshot answers `{"epoch", "seq", "data"}`. The hub flushes and reports the user's
+last committed `seq` right before the data is read, on the same loop turn, so `seq` is exactly
+the last user event the data includes.
+
+Where the data comes from:
+
+- `LIFECYCLE_EVENT`: the hub's durable event log, newest first, each item with its `seq`,
+  paged by `limit` (1..1000, default 100) and `before_seq`.
+- other user topics: the sources' snapshot providers; a topic no source provides answers an
+  empty list (collection topics) or null (singleton topics).
+- market topics: `/api/market/{symbol}` asks the sources' market providers, falling back to the
+  latest data the hub saw; `/api/snapshot` gives the hub's latest item per symbol.
+
+Answers: 200 JSON; 400 `{"error": "bad_request", "message"}` for a bad query; 404
+`{"error": "not_found"}`; 500 `{"error": "internal"}` if a provider fails (logged, never a
+traceback to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel
+
+from ginie_protocol.events import EVENT_TYPE_OF, EVENT_TYPES, KEY_FIELD, MARKET_TYPES, SNAPSHOT_PATH
+from ginie_server import __version__
+from ginie_server.hub import Hub
+from ginie_server.sources import MarketData, MarketSnapshotProvider, SnapshotProvider
+
+log = logging.getLogger(__name__)
+
+SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
+MARKET_PREFIX = "/api/market/"
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+class BadQuery(ValueError):
+    """A query string the route cannot accept; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+Params = dict[str, str]
+Handler = Callable[[str, Params], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    handler: Handler
+    params: frozenset[str] = frozenset()
+
+
+def _dump(item: Any) -> Any:
+    return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+
+
+class RestApi:
+    """Answers authenticated GET requests; `health` answers without a user."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        snapshots: dict[str, SnapshotProvider],
+        market_providers: Iterable[MarketSnapshotProvider],
+    ) -> None:
+        self._hub = hub
+        self._snapshots = snapshots
+        self._market_providers = list(market_providers)
+        self._routes: dict[str, Route] = {
+            "/api/snapshot": Route(self._snapshot, frozenset({"topics", "symbols"})),
+            "/api/metrics": Route(self._metrics),
+        }
+        for topic, path in SNAPSHOT_PATH.items():
+            if topic == "LIFECYCLE_EVENT":
+                self._routes[path] = Route(self._trade_events, frozenset({"limit", "before_seq"}))
+            else:
+                self._routes[path] = Route(self._topic_route(topic))
+
+    def health(self) -> RestAnswer:
+        return RestAnswer(200, {"status": "ok", "epoch": self._hub.epoch, "version": __version__})
+
+    def route_name(self, path: str) -> str | None:
+        """The route a path belongs to (market paths share one), or None if there is none."""
+        if path in self._routes:
+            return path
+        if path.startswith(MARKET_PREFIX):
+            return MARKET_PREFIX + "{symbol}"
+        return None
+
+    def handle(self, user: str, path: str, query: str) -> RestAnswer:
+        """Answer GET `path?query` for `user`."""
+        try:
+            if path.startswith(MARKET_PREFIX):
+                _parse_query(query, frozenset())
+                return RestAnswer(200, self._market(user, path[len(MARKET_PREFIX) :]))
+            route = self._routes.get(path)
+            if route is None:
+                return RestAnswer(404, {"error": "not_found", "message": f"no route {path}"})
+            params = _parse_query(query, route.params)
+            return RestAnswer(200, route.handler(user, params))
+        except BadQuery as exc:
+            return RestAnswer(400, {"error": "bad_request", "message": str(exc)})
+        except Exception:
+            log.exception("snapshot of %s failed", path)
+            return RestAnswer(500, {"error": "internal", "message": "snapshot failed"})
+
+    # ------------------------------------------------------------------ routes
+
+    def _topic_route(self, topic: str) -> Handler:
+        def handler(user: str, params: Params) -> dict[str, Any]:
+            seq = self._hub.snapshot_seq(user)
+            return self._envelope(seq, self._topic_payload(user, topic, None))
+
+        return handler
+
+    def _trade_events(self, user: str, params: Params) -> dict[str, Any]:
+        limit = _int_param(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        before = params.get("before_seq")
+        before_seq = None if before is None else _int_param(params, "before_seq", 0, 1, 2**62)
+        seq = self._hub.snapshot_seq(user)
+        return self._envelope(seq, self._hub.lifecycle_page(user, limit, before_seq))
+
+    def _snapshot(self, user: str, params: Params) -> dict[str, Any]:
+        raw_topics = params.get("topics", "*")
+        topics = _split(raw_topics, "topics")
+        if topics == ["*"]:
+            topics = list(EVENT_TYPES)
+        unknown = [t for t in topics if t not in EVENT_TYPES]
+        if unknown:
+            raise BadQuery(f"unknown topic {unknown[0]!r}")
+        symbols = None
+        if "symbols" in params:
+            symbols = _split(params["symbols"], "symbols")
+            bad = [s for s in symbols if not SYMBOL.match(s)]
+            if bad:
+                raise BadQuery(f"bad symbol {bad[0]!r}")
+        seq = self._hub.snapshot_seq(user)
+        data = {topic: self._topic_payload(user, topic, symbols) for topic in topics}
+        return self._envelope(seq, data)
+
+    def _market(self, user: str, symbol: str) -> dict[str, Any]:
+        if not SYMBOL.match(symbol):
+            raise BadQuery(f"bad symbol {symbol!r}: use upper-case letters and digits")
+        items: list[MarketData] = []
+        for provider in self._market_providers:
+            items.extend(provider(symbol))
+        by_type: dict[str, list[MarketData]] = {t: [] for t in MARKET_TYPES}
+        for item in items:
+            by_type[_market_type(item)].append(item)
+        for event_type, found in by_type.items():
+            if not found:
+                found.extend(self._hub.market_latest(event_type, [symbol]))
+        data: dict[str, Any] = {}
+        for event_type in sorted(MARKET_TYPES):
+            found = by_type[event_type]
+            if event_type == "FUTURES_KLINE_UPDATE":
+                data[event_type] = [_dump(k) for k in found]
+            else:
+                data[event_type] = _dump(found[-1]) if found else None
+        seq = self._hub.snapshot_seq(user)
+        return self._envelope(seq, data)
+
+    def _metrics(self, user: str, params: Params) -> dict[str, Any]:
+        return {"user": user, **self._hub.metrics(user).as_dict()}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _envelope(self, seq: int, data: Any) -> dict[str, Any]:
+        return {"epoch": self._hub.epoch, "seq": seq, "data": data}
+
+    def _topic_payload(self, user: str, topic: str, symbols: list[str] | None) -> Any:
+        if topic in MARKET_TYPES:
+            return [_dump(m) for m in self._hub.market_latest(topic, symbols)]
+        if topic == "LIFECYCLE_EVENT":
+            return self._hub.lifecycle_page(user, DEFAULT_PAGE, None)
+        provider = self._snapshots.get(topic)
+        if provider is None:
+            return [] if KEY_FIELD[topic] is not None else None
+        result = provider(user)
+        if isinstance(result, list):
+            return [_dump(item) for item in result]
+        return _dump(result)
+
+
+def _market_type(item: MarketData) -> str:
+    return EVENT_TYPE_OF[type(item)]
+
+
+def _parse_query(query: str, allowed: frozenset[str]) -> Params:
+    if not query:
+        return {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True, max_num_fields=20)
+    except ValueError as exc:
+        raise BadQuery(f"malformed query string: {exc}") from None
+    params: Params = {}
+    for key, value in pairs:
+        if key not in allowed:
+            raise BadQuery(f"unknown query parameter {key!r}")
+        if key in params:
+            raise BadQuery(f"query parameter {key!r} given twice")
+        params[key] = value
+    return params
+
+
+def _int_param(params: Params, name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", raw):
+        raise BadQuery(f"{name} must be a whole number from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadQuery(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _split(raw: str, name: str) -> list[str]:
+    items = [part.strip() for part in raw.split(",")]
+    if not raw or any(not item for item in items):
+        raise BadQuery(f"{name} must be a comma-separated list without empty items")
+    return list(dict.fromkeys(items))

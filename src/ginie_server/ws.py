@@ -1,0 +1,206 @@
+"""The WebSocket door: one reader and one sender per connection, between a socket and the hub.
+
+`WsConnection` is the hub's `Connection` for a websockets `ServerConnection`. `send_frame`
+writes straight to the socket while its write buffer is below `WRITE_HIGH_WATER`; past that,
+frames wait in the connection's queue and its sender task writes them as the socket drains.
+`buffered_bytes` counts both, which is what the hub's slow-consumer guard bounds. There is no
+other backpressure: the hub never waits for a socket.
+
+The reader decodes each client frame: `subscribe` goes to the hub, `command` to its handler
+(answered by exactly one ACK). A frame that does not fit the protocol is answered with ERROR
+`bad_request` and counts against the connection's error budget; past it the connection is
+closed with 1008. Oversized frames are closed with 1009 by websockets itself (`max_size`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+
+from ginie_protocol.commands import CommandArgsError, parse_command_args
+from ginie_protocol.envelope import (
+    Ack,
+    AckError,
+    Command,
+    Error,
+    ProtocolError,
+    Subscribe,
+    decode_client,
+    encode,
+)
+from ginie_server.config import Limits
+from ginie_server.hub import Hub, SubscriptionError
+from ginie_server.sources import CommandError, CommandHandler
+
+log = logging.getLogger(__name__)
+
+WRITE_HIGH_WATER = 64 * 1024
+"""Socket write-buffer size above which frames queue in the connection instead."""
+
+CLOSE_POLICY_VIOLATION = 1008
+
+
+class WsConnection:
+    """A hub `Connection` over one WebSocket: direct writes, a queue, and a sender task."""
+
+    def __init__(self, ws: ServerConnection, close_timeout: float) -> None:
+        self._ws = ws
+        self._close_timeout = close_timeout
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._closer: asyncio.Task[None] | None = None
+
+    def send_frame(self, frame: bytes) -> None:
+        if self._closing:
+            return
+        if self._queue or self._ws.transport.get_write_buffer_size() >= WRITE_HIGH_WATER:
+            self._queue.append(frame)
+            self._queued_bytes += len(frame)
+            self._wake.set()
+        else:
+            broadcast([self._ws], frame, text=True)
+
+    def buffered_bytes(self) -> int:
+        return self._queued_bytes + self._ws.transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        """Drop the queue; send a close frame if it can get through, else abort the socket."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._wake.set()
+        if self._ws.transport.get_write_buffer_size() < WRITE_HIGH_WATER:
+            self._closer = asyncio.create_task(self._close_or_abort(code, reason))
+        else:
+            self._ws.transport.abort()
+
+    async def run_sender(self) -> None:
+        """Write queued frames as the socket drains; ends when the connection closes."""
+        try:
+            while not self._closing:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue and not self._closing:
+                    frame = self._queue.popleft()
+                    self._queued_bytes -= len(frame)
+                    await self._ws.send(frame, text=True)
+        except ConnectionClosed:
+            return
+
+    async def _close_or_abort(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self._ws.close(code, reason)
+        except TimeoutError:
+            self._ws.transport.abort()
+
+
+class ErrorBudget:
+    """Counts a connection's bad frames over a sliding window."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._times: deque[float] = deque()
+
+    def spend(self, now: float) -> bool:
+        """Record one error at `now`; False once more than `limit` fall within the window."""
+        self._times.append(now)
+        while self._times and self._times[0] <= now - self._window:
+            self._times.popleft()
+        return len(self._times) <= self._limit
+
+
+async def serve_connection(
+    ws: ServerConnection,
+    user: str,
+    hub: Hub,
+    commands: dict[str, CommandHandler],
+    limits: Limits,
+) -> None:
+    """Run one authenticated connection until it closes."""
+    conn = WsConnection(ws, limits.close_timeout)
+    budget = ErrorBudget(limits.error_budget, limits.error_window)
+    loop = asyncio.get_running_loop()
+    hub.connect(conn, user)
+    sender = asyncio.create_task(conn.run_sender(), name=f"ws-sender-{user}")
+    try:
+        async for message in ws:
+            problem = await _handle_message(message, conn, user, hub, commands)
+            if problem is None:
+                continue
+            hub.metrics(user).errors += 1
+            if not budget.spend(loop.time()):
+                await ws.close(CLOSE_POLICY_VIOLATION, "too many bad messages")
+                break
+    except ConnectionClosed:
+        pass
+    finally:
+        hub.disconnect(conn)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
+async def _handle_message(
+    message: str | bytes,
+    conn: WsConnection,
+    user: str,
+    hub: Hub,
+    commands: dict[str, CommandHandler],
+) -> str | None:
+    """Act on one client frame; return the problem if it was a bad one (already answered)."""
+    try:
+        request = decode_client(message)
+    except ProtocolError as exc:
+        return _send_error(conn, str(exc))
+    if isinstance(request, Subscribe):
+        try:
+            hub.subscribe(conn, request)
+        except SubscriptionError as exc:
+            return _send_error(conn, str(exc))
+        return None
+    ack, problem = await _run_command(request, user, hub, commands)
+    conn.send_frame(encode(ack).encode())
+    return problem
+
+
+async def _run_command(
+    command: Command, user: str, hub: Hub, commands: dict[str, CommandHandler]
+) -> tuple[Ack, str | None]:
+    """Validate and run a command; the ACK, and the problem if the request itself was bad."""
+    hub.metrics(user).commands += 1
+    try:
+        args = parse_command_args(command.name, command.args)
+    except CommandArgsError as exc:
+        return _failed(command.id, "bad_request", str(exc)), str(exc)
+    handler = commands.get(command.name)
+    if handler is None:
+        message = f"command {command.name!r} is not available on this server"
+        return _failed(command.id, "unavailable", message), None
+    try:
+        result = await handler(user, args)
+    except CommandError as exc:
+        return _failed(command.id, exc.code, exc.message), None
+    except Exception:
+        log.exception("command %s failed", command.name)
+        return _failed(command.id, "internal", f"{command.name} failed"), None
+    return Ack(id=command.id, ok=True, result=result), None
+
+
+def _failed(command_id: str, code: str, message: str) -> Ack:
+    return Ack(id=command_id, ok=False, error=AckError(code=code, message=message))
+
+
+def _send_error(conn: WsConnection, message: str) -> str:
+    conn.send_frame(encode(Error(code="bad_request", message=message)).encode())
+    return message
