@@ -58,7 +58,7 @@ def test_limit_order_lifecycle_new_partial_filled() -> None:
     assert partial.order.updated_at == 1568879466000
     assert partial.trade is not None
     assert partial.trade.model_dump() == {
-        "trade_id": "5001",
+        "trade_id": "BTCUSDT-5001",
         "order_id": "8886774",
         "client_order_id": "gx-c1-entry",
         "chain_id": "c1",
@@ -79,7 +79,7 @@ def test_limit_order_lifecycle_new_partial_filled() -> None:
     assert filled.order.avg_price == 7099.70
     assert filled.trade is not None
     assert (filled.trade.trade_id, filled.trade.quantity, filled.trade.price) == (
-        "5002",
+        "BTCUSDT-5002",
         0.006,
         7099.5,
     )
@@ -345,7 +345,7 @@ def test_rest_items_map_to_models() -> None:
         chain_of=chain_of,
     )
     assert (trade.trade_id, trade.chain_id, trade.fee, trade.realized_pnl) == (
-        "698759",
+        "BTCUSDT-698759",
         "c9",
         0.0781901,
         -0.91539999,

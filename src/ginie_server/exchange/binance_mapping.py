@@ -103,6 +103,16 @@ namespace on Binance."""
 TERMINAL_STATUSES: frozenset[str] = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED"})
 
 
+def trade_key(symbol: str, trade_id: int) -> str:
+    """A fill's `trade_id`: Binance numbers trades per symbol, so the symbol makes it unique."""
+    return f"{symbol}-{trade_id}"
+
+
+def trade_number(trade: Trade) -> int:
+    """Binance's per-symbol number of a fill, back from its `trade_id`."""
+    return int(trade.trade_id.rsplit("-", 1)[1])
+
+
 # ------------------------------------------------------------------------------ field readers
 
 
@@ -256,7 +266,7 @@ def order_trade_update(
     trade = None
     if execution == "TRADE":
         trade = Trade(
-            trade_id=str(_integer(event, o, "t")),
+            trade_id=trade_key(symbol, _integer(event, o, "t")),
             order_id=order_id,
             client_order_id=client_order_id,
             chain_id=order.chain_id,
@@ -606,12 +616,13 @@ def rest_trade(
 ) -> Trade:
     """Map a fill from GET /fapi/v1/userTrades (which does not carry the client order id)."""
     event = "userTrades"
+    symbol = _text(event, item, "symbol")
     return Trade(
-        trade_id=str(_integer(event, item, "id")),
+        trade_id=trade_key(symbol, _integer(event, item, "id")),
         order_id=str(_integer(event, item, "orderId")),
         client_order_id=client_order_id,
         chain_id=chain_of(client_order_id),
-        symbol=_text(event, item, "symbol"),
+        symbol=symbol,
         side=_enum(event, item, "side", _SIDES),
         price=_number(event, item, "price"),
         quantity=_number(event, item, "qty"),
@@ -621,6 +632,11 @@ def rest_trade(
         maker=_flag(event, item, "maker"),
         time=_integer(event, item, "time"),
     )
+
+
+def rest_trade_number(item: Mapping[str, Any]) -> int:
+    """The per-symbol number of a fill from GET /fapi/v1/userTrades."""
+    return _integer("userTrades", item, "id")
 
 
 def rest_positions(

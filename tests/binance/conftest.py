@@ -1,0 +1,123 @@
+"""Fixtures: the Binance double on 127.0.0.1 and a BinanceExchange (real python-binance) on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ginie_protocol.events import (
+    ApiHealth,
+    Balance,
+    Kline,
+    MarkPrice,
+    Order,
+    OrderBook,
+    Position,
+    Trade,
+)
+from ginie_server.clock import ManualClock
+from ginie_server.exchange.binance import BinanceExchange
+from tests.binance.double import BinanceDouble
+
+
+async def wait_for(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    """Poll `condition` until it holds; fail the test after `within_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Recorder:
+    """An ExchangeListener that keeps everything it is told."""
+
+    orders: list[Order] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    balances: list[Balance] = field(default_factory=list)
+    market: list[MarkPrice | Kline | OrderBook] = field(default_factory=list)
+    health: list[ApiHealth] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)
+
+    def on_order(self, user: str, order: Order) -> None:
+        self.users.add(user)
+        self.orders.append(order)
+
+    def on_trade(self, user: str, trade: Trade) -> None:
+        self.users.add(user)
+        self.trades.append(trade)
+
+    def on_position(self, user: str, position: Position) -> None:
+        self.users.add(user)
+        self.positions.append(position)
+
+    def on_balance(self, user: str, balance: Balance) -> None:
+        self.users.add(user)
+        self.balances.append(balance)
+
+    def on_market(self, data: MarkPrice | Kline | OrderBook) -> None:
+        self.market.append(data)
+
+    def on_health(self, health: ApiHealth) -> None:
+        self.health.append(health)
+
+    def order_states(self, client_order_id: str) -> list[str]:
+        return [o.status for o in self.orders if o.client_order_id == client_order_id]
+
+
+def chain_of(client_order_id: str) -> str | None:
+    """Test chain ids: `gx-<chain>-<leg>`."""
+    parts = client_order_id.split("-")
+    return parts[1] if client_order_id.startswith("gx-") and len(parts) == 3 else None
+
+
+@pytest.fixture
+async def double() -> AsyncIterator[BinanceDouble]:
+    server = BinanceDouble()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+ExchangeFactory = Callable[..., Awaitable[tuple[BinanceExchange, Recorder]]]
+
+
+@pytest.fixture
+async def make_exchange(double: BinanceDouble) -> AsyncIterator[ExchangeFactory]:
+    started: list[BinanceExchange] = []
+
+    async def make(**options: Any) -> tuple[BinanceExchange, Recorder]:
+        settings: dict[str, Any] = {
+            "chain_of": chain_of,
+            "reconnect_delay_s": (0.02, 0.1),
+            "start_timeout_s": 5.0,
+            "kline_history": 30,
+        }
+        settings.update(options)
+        exchange = BinanceExchange(
+            "alice",
+            ("BTCUSDT", "ETHUSDT"),
+            double.api_key,
+            double.api_secret,
+            double.futures_url,
+            double.stream_url,
+            False,
+            ManualClock(),
+            **settings,
+        )
+        recorder = Recorder()
+        exchange.set_listener(recorder)
+        await exchange.start()
+        started.append(exchange)
+        return exchange, recorder
+
+    yield make
+    for exchange in started:
+        await exchange.stop()
