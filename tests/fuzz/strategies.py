@@ -70,6 +70,30 @@ client_messages: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
 )
 """Objects shaped like client messages, with any of their fields wrong, missing or extra."""
 
+symbols = st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT"]) | st.text(min_size=1, max_size=12)
+
+well_formed_client_messages: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {
+        "op": st.just("subscribe"),
+        "topics": st.lists(st.sampled_from([*EVENT_TYPES, "*"]), min_size=1, max_size=5),
+    },
+    optional={
+        "symbols": st.lists(symbols, max_size=4),
+        "resume": st.fixed_dictionaries(
+            {"epoch": st.text(max_size=64), "seq": st.integers(min_value=0, max_value=2**62)}
+        ),
+    },
+) | st.fixed_dictionaries(
+    {
+        "op": st.just("command"),
+        "id": st.text(min_size=1, max_size=64),
+        "name": command_names.filter(lambda name: 0 < len(name) <= 64),
+        "args": command_args,
+    }
+)
+"""Client messages that pass the envelope's checks: subscribes, and commands whose arguments
+are mostly wrong, so each reaches the hub or a command's validation."""
+
 
 @st.composite
 def server_messages(draw: st.DrawFn) -> dict[str, Any]:
