@@ -289,8 +289,14 @@ class ProtocolClient:
 async def connect_client(
     ws_url: str, token: str, **connect_kwargs: Any
 ) -> AsyncIterator[ProtocolClient]:
-    """Open an authenticated WebSocket, read HELLO, and yield a ProtocolClient."""
+    """Open an authenticated WebSocket, read HELLO, and yield a ProtocolClient.
+
+    The incoming queue is unbounded by default: a websockets client whose queue is full stops
+    reading its socket, so it would not see the server's close frame and would wait out its
+    close timeout when a test leaves messages unread.
+    """
     headers = {"Authorization": f"Bearer {token}"}
+    connect_kwargs.setdefault("max_queue", None)
     async with connect(ws_url, additional_headers=headers, **connect_kwargs) as ws:
         async with asyncio.timeout(5):
             hello = decode_server(await ws.recv())

@@ -368,9 +368,14 @@ class Hub:
         return sum(client.conn.buffered_bytes() for client in self._clients.values())
 
     def connection_count(self, user: str | None = None) -> int:
+        """Open connections (of `user`, or of everyone)."""
         if user is None:
             return len(self._clients)
         return len(self._by_user.get(user, ()))
+
+    def subscriber_count(self, user: str) -> int:
+        """Connections of `user` that have subscribed and so receive events."""
+        return sum(1 for c in self._by_user.get(user, {}).values() if c.subscribed)
 
     def close(self) -> None:
         """Deliver what is pending and stop the timers (the server is stopping)."""
