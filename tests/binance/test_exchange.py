@@ -14,6 +14,7 @@ from ginie_server.exchange.binance import (
     TESTNET_FUTURES_URL,
     TESTNET_STREAM_URL,
     binance_exchange_from_env,
+    ginie_chain_of,
 )
 from tests.binance import payloads
 from tests.binance.conftest import ExchangeFactory, wait_for
@@ -212,3 +213,10 @@ def test_factory_reads_keys_and_endpoints_from_the_environment() -> None:
         "ws://127.0.0.1:9/",
     )
     assert overridden.serves("carol") and not overridden.serves("demo")
+
+
+def test_chains_follow_the_client_order_ids_the_engine_sets() -> None:
+    assert ginie_chain_of("g-7f3a-E") == "7f3a"
+    assert ginie_chain_of("g-7f3a-TP1") == "7f3a"
+    assert ginie_chain_of("manual-1") is None
+    assert ginie_chain_of("g--E") is None

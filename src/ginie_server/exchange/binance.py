@@ -55,6 +55,7 @@ from ginie_protocol.events import (
     Trade,
 )
 from ginie_server.clock import Clock
+from ginie_server.domain.lifecycle import parse_client_id
 from ginie_server.exchange import binance_mapping as mapping
 from ginie_server.exchange.base import Exchange, ExchangeError, ExchangeListener, OrderRequest
 
@@ -94,8 +95,10 @@ _RECENT_TRADES = 2000
 _KEPT_TERMINAL_ORDERS = 1000
 
 
-def _no_chain(_client_order_id: str) -> str | None:
-    return None
+def ginie_chain_of(client_order_id: str) -> str | None:
+    """The chain a Ginie client order id (`g-<chain>-<role>`) belongs to; None for others."""
+    parsed = parse_client_id(client_order_id)
+    return parsed[0] if parsed is not None else None
 
 
 def _decimal(value: float) -> str:
@@ -125,7 +128,7 @@ class BinanceExchange(Exchange):
         testnet: bool,
         clock: Clock,
         *,
-        chain_of: mapping.ChainOf = _no_chain,
+        chain_of: mapping.ChainOf = ginie_chain_of,
         keepalive_interval_s: float = 30 * 60,
         reconnect_delay_s: tuple[float, float] = (0.5, 30.0),
         start_timeout_s: float = 15.0,
