@@ -253,6 +253,7 @@ class BinanceDouble:
             ("GET", "/fapi/v1/ping", self._ping, False),
             ("GET", "/fapi/v1/time", self._time, False),
             ("GET", "/fapi/v1/klines", self._klines, False),
+            ("GET", "/fapi/v1/exchangeInfo", self._exchange_info, False),
             ("POST", "/fapi/v1/listenKey", self._listen_key_post, False),
             ("PUT", "/fapi/v1/listenKey", self._listen_key_put, False),
             ("DELETE", "/fapi/v1/listenKey", self._listen_key_delete, False),
@@ -723,6 +724,37 @@ class BinanceDouble:
 
     async def _time(self, request: web.Request, params: dict[str, str]) -> Any:
         return {"serverTime": self._now()}
+
+    async def _exchange_info(self, request: web.Request, params: dict[str, str]) -> Any:
+        return {
+            "timezone": "UTC",
+            "serverTime": self._now(),
+            "symbols": [
+                {
+                    "symbol": symbol,
+                    "status": "TRADING",
+                    "contractType": "PERPETUAL",
+                    "baseAsset": symbol.removesuffix("USDT"),
+                    "quoteAsset": "USDT",
+                    "marginAsset": "USDT",
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": "0.10",
+                            "maxPrice": "4529764",
+                            "tickSize": "0.10",
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": "0.001",
+                            "maxQty": "1000",
+                            "stepSize": "0.001",
+                        },
+                    ],
+                }
+                for symbol in self.prices
+            ],
+        }
 
     async def _klines(self, request: web.Request, params: dict[str, str]) -> Any:
         symbol = self._symbol(params)

@@ -77,6 +77,22 @@ async def test_place_and_cancel_with_client_order_ids_and_weight_reported(
     assert latest.status == "ok"
 
 
+async def test_quantities_and_prices_follow_the_symbol_steps(
+    double: BinanceDouble, make_exchange: ExchangeFactory
+) -> None:
+    exchange, _ = await make_exchange()
+    order = await exchange.place_order(
+        "alice", OrderRequest("BTCUSDT", "BUY", "LIMIT", 0.0129, "g-c4-E", price=59_000.1234)
+    )
+    assert (order.quantity, order.price) == (0.012, 59_000.1)
+    with pytest.raises(ExchangeError) as small:
+        await exchange.place_order(
+            "alice", OrderRequest("BTCUSDT", "BUY", "MARKET", 4e-4, "g-c4-X")
+        )
+    assert small.value.code == "bad_quantity"
+    assert len(double.orders) == 1
+
+
 async def test_binance_errors_become_exchange_errors(make_exchange: ExchangeFactory) -> None:
     exchange, recorder = await make_exchange()
     with pytest.raises(ExchangeError) as invalid:

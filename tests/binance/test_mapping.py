@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -422,3 +423,26 @@ def test_stale_updates_never_overwrite_newer_state() -> None:
     assert bm.is_stale(filled, partial)
     assert not bm.is_stale(partial, filled)
     assert not bm.is_stale(None, new)
+
+
+def test_symbol_rules_and_steps() -> None:
+    rules = bm.symbol_rules(
+        {
+            "symbols": [
+                {
+                    "symbol": "BTCUSDT",
+                    "filters": [
+                        {"filterType": "PRICE_FILTER", "tickSize": "0.10"},
+                        {"filterType": "LOT_SIZE", "stepSize": "0.001"},
+                    ],
+                }
+            ]
+        }
+    )
+    btc = rules["BTCUSDT"]
+    assert bm.to_step(0.0129, btc.qty_step) == "0.012"
+    assert bm.to_step(1e-05, btc.qty_step) == "0"
+    assert bm.to_step(59_000.19, btc.tick_size) == "59000.1"
+    assert bm.to_step(1e-07, Decimal(0)) == "0.0000001"
+    with pytest.raises(bm.BinancePayloadError, match="lacks its filters"):
+        bm.symbol_rules({"symbols": [{"symbol": "X", "filters": []}]})

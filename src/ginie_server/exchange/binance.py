@@ -101,11 +101,6 @@ def ginie_chain_of(client_order_id: str) -> str | None:
     return parsed[0] if parsed is not None else None
 
 
-def _decimal(value: float) -> str:
-    """A float as a plain decimal string (no exponent), the way Binance wants numbers."""
-    return format(Decimal(repr(value)).normalize(), "f")
-
-
 def exchange_error(error: BinanceAPIException) -> ExchangeError:
     """A Binance API error as a short stable code and a readable message."""
     code = _ERROR_CODES.get(int(error.code or 0), "binance_error")
@@ -158,6 +153,7 @@ class BinanceExchange(Exchange):
         self._positions: dict[str, Position] = {}
         self._balances: dict[str, Balance] = {}
         self._leverage: dict[str, int] = {}
+        self._rules: dict[str, mapping.SymbolRules] = {}
         self._marks: dict[str, MarkPrice] = {}
         self._klines: dict[str, deque[Kline]] = {s: deque(maxlen=500) for s in self.symbols}
         self._books: dict[str, OrderBook] = {}
@@ -202,6 +198,8 @@ class BinanceExchange(Exchange):
         self._client = client
         try:
             server = await self._call(client.futures_time)
+            info = await self._call(client.futures_exchange_info)
+            self._rules = self._map("exchange info", lambda: mapping.symbol_rules(info))
             # python-binance signs with time.time() plus this offset, so it is measured
             # against the same wall clock rather than the injectable one.
             client.timestamp_offset = int(server["serverTime"]) - int(time.time() * 1000)
@@ -260,11 +258,16 @@ class BinanceExchange(Exchange):
 
     async def place_order(self, user: str, request: OrderRequest) -> Order:
         self._check_user(user)
+        # A symbol without known rules goes to Binance as asked, for Binance to judge.
+        rules = self._rules.get(request.symbol, mapping.SymbolRules(Decimal(0), Decimal(0)))
+        quantity = mapping.to_step(request.quantity, rules.qty_step)
+        if Decimal(quantity) <= 0:
+            raise ExchangeError("bad_quantity", f"quantity below the step {rules.qty_step}")
         params: dict[str, Any] = {
             "symbol": request.symbol,
             "side": request.side,
             "type": request.type,
-            "quantity": _decimal(request.quantity),
+            "quantity": quantity,
         }
         if request.reduce_only:
             params["reduceOnly"] = "true"
@@ -273,7 +276,7 @@ class BinanceExchange(Exchange):
             if request.stop_price is None:
                 raise ExchangeError("bad_request", f"{request.type} needs a stop price")
             params["clientAlgoId"] = request.client_order_id
-            params["triggerPrice"] = _decimal(request.stop_price)
+            params["triggerPrice"] = mapping.to_step(request.stop_price, rules.tick_size)
             params["workingType"] = "MARK_PRICE"
         else:
             params["newClientOrderId"] = request.client_order_id
@@ -281,7 +284,7 @@ class BinanceExchange(Exchange):
         if request.type == "LIMIT":
             if request.price is None:
                 raise ExchangeError("bad_request", "LIMIT needs a price")
-            params["price"] = _decimal(request.price)
+            params["price"] = mapping.to_step(request.price, rules.tick_size)
             params["timeInForce"] = "GTC"
         item = await self._call(self._require_client().futures_create_order, **params)
         order = self._map(

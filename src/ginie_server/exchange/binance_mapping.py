@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
 from ginie_protocol.events import (
@@ -745,6 +746,39 @@ def rest_klines(symbol: str, items: list[Any], *, interval: str = "1m") -> list[
             )
         )
     return klines
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """The steps a symbol's order quantities and prices must be multiples of."""
+
+    qty_step: Decimal
+    tick_size: Decimal
+
+
+def symbol_rules(exchange_info: Mapping[str, Any]) -> dict[str, SymbolRules]:
+    """Map GET /fapi/v1/exchangeInfo to each symbol's LOT_SIZE step and PRICE_FILTER tick."""
+    event = "exchangeInfo"
+    rules = {}
+    for item in _list(event, exchange_info, "symbols"):
+        filters = {
+            f.get("filterType"): f for f in _list(event, item, "filters") if isinstance(f, Mapping)
+        }
+        if "LOT_SIZE" not in filters or "PRICE_FILTER" not in filters:
+            raise BinancePayloadError(event, f"symbol {item.get('symbol')!r} lacks its filters")
+        rules[_text(event, item, "symbol")] = SymbolRules(
+            qty_step=Decimal(str(_number(event, filters["LOT_SIZE"], "stepSize"))),
+            tick_size=Decimal(str(_number(event, filters["PRICE_FILTER"], "tickSize"))),
+        )
+    return rules
+
+
+def to_step(value: float, step: Decimal) -> str:
+    """`value` floored to a multiple of `step`, as a plain decimal string."""
+    number = Decimal(repr(value))
+    if step > 0:
+        number = (number / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    return format(number.normalize(), "f") if number else "0"
 
 
 def is_stale(cached: Order | None, incoming: Order) -> bool:
