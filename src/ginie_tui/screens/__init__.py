@@ -1,0 +1,1 @@
+"""The console's screens: one tab per group of panels, and the modal dialogs."""

@@ -1,0 +1,26 @@
+"""Market: mark price, candles and the order book of one symbol at a time."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from ginie_tui.screens.group import GroupPane
+from ginie_tui.widgets.base import Panel
+from ginie_tui.widgets.market import MarketPanel
+
+
+class MarketPane(GroupPane):
+    DEFAULT_CSS = """
+    MarketPane > Grid { grid-size: 1; grid-rows: 1fr; }
+    .-narrow MarketPane > Grid { grid-rows: 1fr; }
+    """
+    BINDINGS = [
+        Binding("right_square_bracket", "symbol(1)", "Next symbol"),
+        Binding("left_square_bracket", "symbol(-1)", "Prev symbol"),
+    ]
+
+    def panels(self) -> list[Panel]:
+        return [MarketPanel(self.store, self.clock)]
+
+    def action_symbol(self, step: int) -> None:
+        self.query_one(MarketPanel).cycle(step)

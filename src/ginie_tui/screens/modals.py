@@ -1,0 +1,190 @@
+"""Modal dialogs: confirm a trading command, review pending signals, edit autopilot rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from ginie_protocol import CommandArgsError, parse_command_args
+from ginie_protocol.events import Signal
+from ginie_tui.store import Store
+from ginie_tui.widgets.base import CommandRequested, KeyedTable, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.signals import STATUS_STYLE
+
+MODAL_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 76;
+    max-width: 100%;
+    height: auto;
+    max-height: 90%;
+    border: thick $accent;
+    background: $surface;
+    padding: 0 1;
+}}
+{name} .hint {{ color: $text-muted; }}
+"""
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """Ask before a command that trades; y confirms, n or escape cancels."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="ConfirmModal")
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"[b]{self.question}[/]")
+            yield Static("This trades on your account.  y: yes   n / esc: no", classes="hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PendingSignalsModal(ModalScreen[None]):
+    """Pending signals to approve (a) or reject (r). Statuses shown come only from the server's
+    SIGNAL_UPDATE events: a signal stays `pending` here until its event says otherwise."""
+
+    DEFAULT_CSS = (
+        MODAL_CSS.format(name="PendingSignalsModal")
+        + """
+    PendingSignalsModal KeyedTable { height: auto; max-height: 14; }
+    """
+    )
+    BINDINGS = [
+        Binding("a", "decide('signal.approve')", "Approve"),
+        Binding("r", "decide('signal.reject')", "Reject"),
+        Binding("escape,q", "close", "Close"),
+    ]
+    COLUMNS = (
+        ("time", "Time", 8),
+        ("id", "Signal", 10),
+        ("symbol", "Symbol", 9),
+        ("dir", "Dir", 5),
+        ("conf", "Conf", 4),
+        ("entry", "Entry", 10),
+        ("status", "Status", 8),
+    )
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.shown: set[str] = set()
+        """Signals listed: those pending when the modal opened or later, kept after a decision."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("[b]Pending signals[/]")
+            yield KeyedTable(self.COLUMNS, max_rows=100, id="pending-table")
+            yield Static("a: approve   r: reject   esc: close", classes="hint", id="pending-hint")
+
+    def on_mount(self) -> None:
+        self.refresh_signals()
+
+    def refresh_signals(self) -> None:
+        """Render from the store: pending signals, and the ones shown here that were decided."""
+        for s in self.store.items("SIGNAL_UPDATE"):
+            if s.status == "pending":
+                self.shown.add(s.signal_id)
+        rows = [
+            (key, self._cells(signal))
+            for key in self.shown
+            if (signal := self.store.get("SIGNAL_UPDATE", key)) is not None
+        ]
+        self.query_one(KeyedTable).replace_all(rows)
+        if not rows:
+            self.query_one("#pending-hint", Static).update("No pending signals.  esc: close")
+
+    def selected(self) -> Signal | None:
+        table = self.query_one(KeyedTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.store.get("SIGNAL_UPDATE", key) if key else None
+
+    def action_decide(self, name: str) -> None:
+        signal = self.selected()
+        if signal is None:
+            return
+        if signal.status != "pending":
+            self.notify(f"{signal.signal_id} is already {signal.status}", severity="warning")
+            return
+        self.app.post_message(CommandRequested(name, {"signal_id": signal.signal_id}))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @staticmethod
+    def _cells(s: Signal) -> list[Any]:
+        return [
+            Ranked(fmt_time(s.created_at), (s.created_at, s.signal_id)),
+            s.signal_id,
+            s.symbol,
+            s.direction,
+            f"{s.confidence:.2f}",
+            fmt_price(s.entry_price),
+            f"[{STATUS_STYLE[s.status]}]{s.status}[/]",
+        ]
+
+
+def parse_rule_assignments(text: str) -> dict[str, Any]:
+    """`min_confidence=0.7 allowed_symbols=BTCUSDT,ETHUSDT auto_execute=true` to arguments of
+    autopilot.set_rules, validated; raises CommandArgsError with a readable reason."""
+    args: dict[str, Any] = {}
+    for part in text.split():
+        name, sep, raw = part.partition("=")
+        if not sep or not name:
+            raise CommandArgsError(f"{part!r}: write field=value")
+        if name == "allowed_symbols":
+            args[name] = [s for s in raw.split(",") if s]
+            continue
+        try:
+            args[name] = json.loads(raw)
+        except ValueError:
+            args[name] = raw
+    parse_command_args("autopilot.set_rules", args)
+    return args
+
+
+class RulesModal(ModalScreen[None]):
+    """Edit autopilot rules as `field=value` pairs; sends autopilot.set_rules."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="RulesModal")
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("[b]Set autopilot rules[/]")
+            yield Input(placeholder="min_confidence=0.7 max_open_positions=3", id="rules-input")
+            yield Static(
+                "Fields: min_confidence max_open_positions allowed_symbols auto_execute "
+                "signal_ttl_seconds risk_per_trade_pct leverage max_consecutive_losses "
+                "max_daily_loss max_hourly_loss cooldown_minutes.  enter: send  esc: close",
+                classes="hint",
+                id="rules-hint",
+            )
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            args = parse_rule_assignments(event.value)
+        except CommandArgsError as exc:
+            self.query_one("#rules-hint", Static).update(f"[red]{exc}[/]")
+            return
+        self.app.post_message(CommandRequested("autopilot.set_rules", args))
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

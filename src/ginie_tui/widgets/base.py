@@ -1,0 +1,230 @@
+"""What every panel shares: the bordered Panel with its freshness mark, a keyed bounded table,
+and the formatting of numbers and times (UTC, so recorded screens do not depend on a zone)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable
+
+from ginie_tui.clock import Clock
+from ginie_tui.connection import ConnectionStatus, ConnState
+from ginie_tui.store import Change, Freshness, Store
+
+
+def fmt_time(ms: int | None) -> str:
+    """HH:MM:SS in UTC, or a dash."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")
+
+
+def fmt_ago(ms: int | None, now: int) -> str:
+    """A short age such as `12 s`, `4 min`, `3 h`."""
+    if ms is None:
+        return "never"
+    seconds = max(0, (now - ms) // 1000)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def fmt_since(ms: int | None, now: int) -> str:
+    """`12 s ago`, or `never`."""
+    return "never" if ms is None else f"{fmt_ago(ms, now)} ago"
+
+
+def fmt_in(ms: int | None, now: int) -> str:
+    """A short delay until `ms`, such as `in 40 s`."""
+    if ms is None:
+        return "-"
+    return "now" if ms <= now else f"in {fmt_ago(now, ms)}"
+
+
+def fmt_num(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_price(value: float | None) -> str:
+    """Prices keep more digits when small (altcoins) and fewer when large."""
+    if value is None:
+        return "-"
+    digits = 2 if abs(value) >= 100 else 4 if abs(value) >= 1 else 6
+    return f"{value:,.{digits}f}"
+
+
+def fmt_signed(value: float | None, digits: int = 2) -> str:
+    """A number with its sign, coloured green or red (NO_COLOR drops the colour)."""
+    if value is None:
+        return "-"
+    colour = "green" if value > 0 else "red" if value < 0 else "default"
+    return f"[{colour}]{value:+,.{digits}f}[/]"
+
+
+def freshness_label(fresh: Freshness | None, status: ConnectionStatus, now: int) -> str:
+    """A panel's freshness mark: `live`, `polled 12 s ago`, `stale`, or `no data`."""
+    if fresh is None:
+        return "no data"
+    if status.state is ConnState.LIVE:
+        return "live"
+    if fresh.source == "polled" and status.state is not ConnState.STALE:
+        return f"polled {fmt_since(fresh.at_ms, now)}"
+    return "stale"
+
+
+class CommandRequested(Message):
+    """A panel asks the app to run a command of SPEC section 3 (the app confirms and sends)."""
+
+    def __init__(self, command: str, args: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.command = command
+        self.args = args or {}
+
+
+class Ranked(str):
+    """A table cell text that also carries the value rows are ordered by."""
+
+    rank: Any
+
+    def __new__(cls, text: str, rank: Any) -> Ranked:
+        cell = super().__new__(cls, text)
+        cell.rank = rank
+        return cell
+
+
+class KeyedTable(DataTable[Any]):
+    """A DataTable whose rows are updated in place by key, ordered by the first column's rank,
+    and bounded: past `max_rows` the row with the lowest rank goes. Column widths are fixed."""
+
+    DEFAULT_CSS = """
+    KeyedTable { height: 1fr; scrollbar-size-horizontal: 0; }
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, str, int]],
+        max_rows: int = 200,
+        newest_first: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._column_spec = list(columns)
+        self._max_rows = max_rows
+        self._newest_first = newest_first
+        self._cells: dict[str, list[Any]] = {}
+        self._columns_ready = False
+
+    def _ensure_columns(self) -> None:
+        if not self._columns_ready:
+            for key, label, width in self._column_spec:
+                self.add_column(label, width=width, key=key)
+            self._columns_ready = True
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._cells)
+
+    def upsert(self, key: str, cells: Sequence[Any]) -> None:
+        """Add or update one row; the first cell should be a Ranked."""
+        self._ensure_columns()
+        self._put(key, list(cells))
+        self._trim()
+        self._order()
+
+    def remove(self, key: str) -> None:
+        if key in self._cells:
+            del self._cells[key]
+            self.remove_row(key)
+
+    def replace_all(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Make the table hold exactly `rows`, updating rows that stay in place."""
+        self._ensure_columns()
+        ranked = sorted(rows, key=lambda row: _rank(list(row[1])), reverse=self._newest_first)
+        wanted = {key: list(cells) for key, cells in ranked[: self._max_rows]}
+        for key in [k for k in self._cells if k not in wanted]:
+            self.remove(key)
+        for key, cells in wanted.items():
+            self._put(key, cells)
+        self._trim()
+        self._order()
+
+    def _put(self, key: str, cells: list[Any]) -> None:
+        held = self._cells.get(key)
+        if held is None:
+            self._cells[key] = cells
+            self.add_row(*cells, key=key)
+            return
+        for (column, _, _), old, new in zip(self._column_spec, held, cells, strict=True):
+            if old != new or getattr(old, "rank", None) != getattr(new, "rank", None):
+                self.update_cell(key, column, new)
+        self._cells[key] = cells
+
+    def _trim(self) -> None:
+        while len(self._cells) > self._max_rows:
+            lowest = min(self._cells, key=lambda k: _rank(self._cells[k]))
+            highest = max(self._cells, key=lambda k: _rank(self._cells[k]))
+            self.remove(lowest if self._newest_first else highest)
+
+    def _order(self) -> None:
+        first = self._column_spec[0][0]
+        self.sort(first, key=lambda cell: getattr(cell, "rank", cell), reverse=self._newest_first)
+
+
+def _rank(cells: list[Any]) -> Any:
+    return getattr(cells[0], "rank", cells[0])
+
+
+class Panel(Vertical):
+    """A bordered panel fed from the store; its border subtitle is its freshness mark.
+
+    Subclasses set TITLE and TOPICS, and implement `refresh_all` (render everything from the
+    store) and, when they can do better than that, `apply_change` for one change."""
+
+    DEFAULT_CSS = """
+    Panel {
+        border: round $primary-darken-1;
+        border-title-color: $text;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        height: 1fr;
+        min-height: 6;
+        padding: 0 1;
+    }
+    Panel:focus-within { border: round $accent; }
+    """
+
+    TITLE: ClassVar[str] = ""
+    TOPICS: ClassVar[frozenset[str]] = frozenset()
+    """Store topics this panel renders; its freshness mark follows the newest of them."""
+
+    def __init__(self, store: Store, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+        self.clock = clock
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+        self.refresh_all()
+
+    def refresh_all(self) -> None:
+        """Render everything this panel shows from the store."""
+
+    def apply_change(self, change: Change) -> None:
+        """Render one change; by default everything is rendered again."""
+        self.refresh_all()
+
+    def newest_freshness(self) -> Freshness | None:
+        marks = [f for f in (self.store.freshness(t) for t in self.TOPICS) if f is not None]
+        return max(marks, key=lambda f: f.at_ms, default=None)
+
+    def show_freshness(self, status: ConnectionStatus, now: int) -> None:
+        if self.TOPICS:
+            self.border_subtitle = freshness_label(self.newest_freshness(), status, now)

@@ -1,0 +1,86 @@
+"""Trade lifecycle: order chains (entry, take-profits, stop-loss) and how many orders are open."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from textual.app import ComposeResult
+
+from ginie_protocol.events import Chain
+from ginie_tui.store import Change
+from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_price, fmt_signed, fmt_time
+
+OPEN_ORDER = frozenset({"NEW", "PARTIALLY_FILLED"})
+
+
+class ChainsPanel(Panel):
+    """One row per chain, newest first; ORDER_UPDATE refreshes the chain's open-order count."""
+
+    DEFAULT_CSS = """
+    ChainsPanel { min-height: 8; }
+    """
+    TITLE = "Order chains"
+    TOPICS = frozenset({"CHAIN_UPDATE", "ORDER_UPDATE"})
+    COLUMNS = (
+        ("opened", "Opened", 8),
+        ("symbol", "Symbol", 8),
+        ("dir", "Dir", 5),
+        ("status", "Status", 8),
+        ("qty", "Qty", 9),
+        ("entry", "Entry", 9),
+        ("sl", "Stop", 9),
+        ("tp", "Target", 9),
+        ("pnl", "P&L", 7),
+        ("orders", "Ord", 3),
+        ("mode", "Mode", 8),
+    )
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(self.COLUMNS, max_rows=200)
+
+    def refresh_all(self) -> None:
+        counts = Counter(
+            o.chain_id for o in self.store.items("ORDER_UPDATE") if o.status in OPEN_ORDER
+        )
+        self.query_one(KeyedTable).replace_all(
+            (c.chain_id, self._cells(c, counts[c.chain_id]))
+            for c in self.store.items("CHAIN_UPDATE")
+        )
+
+    def apply_change(self, change: Change) -> None:
+        if change.reset:
+            self.refresh_all()
+            return
+        table = self.query_one(KeyedTable)
+        if change.topic == "CHAIN_UPDATE":
+            for key in change.keys:
+                chain = self.store.get("CHAIN_UPDATE", key)
+                table.upsert(key, self._cells(chain, self._open_orders(key)))
+            return
+        for key in change.keys:
+            order = self.store.get("ORDER_UPDATE", key)
+            chain = self.store.get("CHAIN_UPDATE", order.chain_id) if order.chain_id else None
+            if chain is not None:
+                table.upsert(chain.chain_id, self._cells(chain, self._open_orders(chain.chain_id)))
+
+    def _open_orders(self, chain_id: str) -> int:
+        orders = self.store.items("ORDER_UPDATE")
+        return sum(1 for o in orders if o.chain_id == chain_id and o.status in OPEN_ORDER)
+
+    @staticmethod
+    def _cells(chain: Chain, open_orders: int) -> list[Any]:
+        status = chain.status + (f" ({chain.close_reason})" if chain.close_reason else "")
+        return [
+            Ranked(fmt_time(chain.opened_at), chain.opened_at),
+            chain.symbol,
+            chain.direction,
+            status,
+            f"{chain.remaining_qty:g}/{chain.quantity:g}",
+            fmt_price(chain.entry_price),
+            fmt_price(chain.stop_loss_price),
+            fmt_price(chain.take_profit_prices[0]) if chain.take_profit_prices else "-",
+            fmt_signed(chain.realized_pnl),
+            str(open_orders),
+            chain.mode,
+        ]

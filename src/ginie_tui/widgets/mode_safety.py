@@ -1,0 +1,51 @@
+"""Mode safety: whether each trading mode (scalp, swing, position) may trade, and why not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+
+from ginie_protocol.events import ModeSafety
+from ginie_tui.store import Change
+from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_in, fmt_num
+
+MODE_ORDER = {"scalp": 0, "swing": 1, "position": 2}
+STATUS_STYLE = {"active": "green", "paused": "yellow", "blocked": "bold red"}
+
+
+class ModeSafetyPanel(Panel):
+    TITLE = "Mode safety"
+    TOPICS = frozenset({"MODE_SAFETY_UPDATE"})
+    COLUMNS = (
+        ("mode", "Mode", 8),
+        ("status", "Status", 7),
+        ("losses", "Losses", 6),
+        ("loss", "Loss today", 14),
+        ("until", "Paused", 9),
+        ("reason", "Reason", 24),
+    )
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(self.COLUMNS, max_rows=10, newest_first=False)
+
+    def refresh_all(self) -> None:
+        modes = self.store.items("MODE_SAFETY_UPDATE")
+        self.query_one(KeyedTable).replace_all((m.mode, self._cells(m)) for m in modes)
+
+    def apply_change(self, change: Change) -> None:
+        if change.reset:
+            self.refresh_all()
+            return
+        for key in change.keys:
+            self.query_one(KeyedTable).upsert(key, self._cells(self.store.get(change.topic, key)))
+
+    def _cells(self, m: ModeSafety) -> list[Any]:
+        return [
+            Ranked(m.mode, MODE_ORDER.get(m.mode, 9)),
+            f"[{STATUS_STYLE[m.status]}]{m.status}[/]",
+            f"{m.consecutive_losses}/{m.max_consecutive_losses}",
+            f"{fmt_num(m.loss_today)}/{m.max_loss_today:g}",
+            fmt_in(m.paused_until, self.clock.now_ms()) if m.paused_until else "-",
+            m.reason or "",
+        ]

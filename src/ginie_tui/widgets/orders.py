@@ -1,0 +1,55 @@
+"""Orders history: every order the exchange reported, newest update first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+
+from ginie_protocol.events import Order
+from ginie_tui.store import Change
+from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_price, fmt_time
+
+
+class OrdersPanel(Panel):
+    TITLE = "Orders"
+    TOPICS = frozenset({"ORDER_UPDATE"})
+    COLUMNS = (
+        ("time", "Updated", 8),
+        ("symbol", "Symbol", 8),
+        ("side", "Side", 4),
+        ("status", "Status", 8),
+        ("type", "Type", 11),
+        ("qty", "Qty", 9),
+        ("price", "Price", 9),
+        ("id", "Order", 8),
+    )
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(self.COLUMNS, max_rows=300)
+
+    def refresh_all(self) -> None:
+        orders = self.store.items("ORDER_UPDATE")
+        self.query_one(KeyedTable).replace_all((o.order_id, self._cells(o)) for o in orders)
+
+    def apply_change(self, change: Change) -> None:
+        if change.reset:
+            self.refresh_all()
+            return
+        table = self.query_one(KeyedTable)
+        for key in change.keys:
+            table.upsert(key, self._cells(self.store.get("ORDER_UPDATE", key)))
+
+    @staticmethod
+    def _cells(o: Order) -> list[Any]:
+        price = o.avg_price or o.price or o.stop_price
+        return [
+            Ranked(fmt_time(o.updated_at), (o.updated_at, o.order_id)),
+            o.symbol,
+            o.side,
+            o.status,
+            o.type,
+            f"{o.filled_qty:g}/{o.quantity:g}",
+            fmt_price(price),
+            o.order_id,
+        ]

@@ -1,0 +1,75 @@
+"""Open positions, with the mark price kept current from the market stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+
+from ginie_protocol.events import Position
+from ginie_tui.store import Change
+from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_num, fmt_price, fmt_signed
+
+
+class PositionsPanel(Panel):
+    """One row per open position; a flat position leaves the table. The mark price shown is
+    the newer of the position's and the market stream's, and the P&L follows it."""
+
+    TITLE = "Positions"
+    TOPICS = frozenset({"POSITION_UPDATE", "FUTURES_MARK_PRICE_UPDATE"})
+    COLUMNS = (
+        ("symbol", "Symbol", 8),
+        ("side", "Side", 5),
+        ("size", "Size", 6),
+        ("mark", "Mark", 9),
+        ("upnl", "uP&L", 8),
+        ("entry", "Entry", 9),
+        ("lev", "Lev", 3),
+        ("liq", "Liq.", 10),
+        ("margin", "Margin", 9),
+    )
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(self.COLUMNS, max_rows=100, newest_first=False)
+
+    def refresh_all(self) -> None:
+        rows = [(p.symbol, self._cells(p)) for p in self.store.items("POSITION_UPDATE") if p.size]
+        self.query_one(KeyedTable).replace_all(rows)
+
+    def apply_change(self, change: Change) -> None:
+        if change.reset:
+            self.refresh_all()
+            return
+        table = self.query_one(KeyedTable)
+        for symbol in change.keys:
+            position = self.store.get("POSITION_UPDATE", symbol)
+            if position is not None and position.size:
+                table.upsert(symbol, self._cells(position))
+            elif change.topic == "POSITION_UPDATE":
+                table.remove(symbol)
+
+    def refresh_market(self) -> None:
+        """Mark prices moved: update the rows of the symbols held."""
+        table = self.query_one(KeyedTable)
+        for symbol in table.keys:
+            position = self.store.get("POSITION_UPDATE", symbol)
+            if position is not None:
+                table.upsert(symbol, self._cells(position))
+
+    def _cells(self, p: Position) -> list[Any]:
+        mark, upnl = p.mark_price, p.unrealized_pnl
+        market = self.store.mark_price(p.symbol)
+        if market is not None and market.time > p.updated_at:
+            mark = market.mark_price
+            upnl = (mark - p.entry_price) * p.size
+        return [
+            Ranked(p.symbol, p.symbol),
+            "LONG" if p.size > 0 else "SHORT",
+            f"{abs(p.size):g}",
+            fmt_price(mark),
+            fmt_signed(upnl),
+            fmt_price(p.entry_price),
+            f"{p.leverage}x",
+            fmt_price(p.liquidation_price),
+            fmt_num(p.margin),
+        ]
