@@ -125,9 +125,11 @@ def decode_client(text: str | bytes) -> Subscribe | Command:
 
 def _decode(adapter: TypeAdapter[Any], text: str | bytes, tag: str) -> Any:
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("invalid JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise ProtocolError("a message must be a JSON object")
     if tag not in raw:
@@ -136,6 +138,11 @@ def _decode(adapter: TypeAdapter[Any], text: str | bytes, tag: str) -> Any:
         return adapter.validate_python(raw)
     except ValidationError as exc:
         return _raise_readable(exc, raw, tag)
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; Python's parser accepts them unless told otherwise."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _raise_readable(exc: ValidationError, raw: dict[str, Any], tag: str) -> Any:
