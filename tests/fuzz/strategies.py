@@ -2,7 +2,8 @@
 right tags and wrong contents, and mangled copies of valid frames.
 
 `FUZZ` is the settings every fuzz test uses: a modest number of examples, no deadline (the
-server under test runs on the same loop), and a derandomized search so a run is repeatable.
+server under test runs on the same loop), and a derandomized search without an example
+database, so a run is repeatable anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ FUZZ = settings(
     max_examples=150,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 

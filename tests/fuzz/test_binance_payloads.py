@@ -177,18 +177,11 @@ MAPPINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
 
 hostile_values: st.SearchStrategy[Any] = json_values | st.sampled_from(
     [
-        10**400,
-        -(10**400),
         2**63,
-        "²",
-        "١٢",
         "NaN",
         "inf",
         "-Infinity",
         "1e999",
-        "1e308",
-        "-1e308",
-        1e308,
         "-",
         "",
         " ",
@@ -282,24 +275,9 @@ NUMBER_BUGS = pytest.mark.xfail(
         "digit raises ValueError, and netting huge legs yields non-finite prices"
     ),
 )
-BROKEN_BY_NUMBER_BUGS = {
-    "account_update",
-    "market_depth",
-    "market_mark_price",
-    "rest_algo_order",
-    "rest_klines",
-    "rest_order",
-    "rest_positions",
-}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=NUMBER_BUGS) if n in BROKEN_BY_NUMBER_BUGS else n
-        for n in sorted(MAPPINGS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(MAPPINGS))
 def test_broken_payloads_raise_only_payload_errors(name: str) -> None:
     seed, _mapping = MAPPINGS[name]
 
@@ -322,10 +300,18 @@ def test_any_json_value_is_refused_with_a_payload_error(value: Any) -> None:
     ("name", "path", "value"),
     [
         ("market_mark_price", ("p",), 10**400),
+        ("rest_balances", (0, "balance"), -(10**400)),
         ("rest_order", ("updateTime",), "²"),
         ("rest_positions", (0, "positionAmt"), "1e308"),
+        ("account_update", ("a", "P", 1, "ep"), 1e308),
     ],
-    ids=["huge-int-number", "superscript-digit", "overflowing-size"],
+    ids=[
+        "huge-int-number",
+        "huge-negative-int",
+        "superscript-digit",
+        "overflowing-size",
+        "overflowing-entry",
+    ],
 )
 @NUMBER_BUGS
 def test_pathological_numbers_are_payload_errors(name: str, path: Path, value: Any) -> None:
