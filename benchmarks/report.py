@@ -106,6 +106,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "libraries": versions,
     }
 
@@ -113,7 +114,10 @@ def machine() -> dict[str, Any]:
 def describe_machine(info: dict[str, Any]) -> str:
     """One paragraph naming the machine and the versions, printed above the tables."""
     libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
-    return f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; {libs}"
+    return (
+        f"{info['cpu']}, {info['cores']} cores, load average {info['load_average_1m']} at start, "
+        f"Python {info['python']}; {libs}"
+    )
 
 
 def write_json(path: Path, info: dict[str, Any], groups: list[Group], quick: bool) -> None:
