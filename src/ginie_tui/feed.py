@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from ginie_protocol import (
-    USER_TYPES,
+    EVENT_TYPES,
     Ack,
     Command,
     CommandArgsError,
@@ -49,8 +49,8 @@ from ginie_tui.store import Change, Outcome, Store
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_TOPICS: tuple[str, ...] = tuple(sorted(USER_TYPES))
-"""The topics one `/api/snapshot` call asks for: every user topic."""
+SNAPSHOT_TOPICS: tuple[str, ...] = EVENT_TYPES
+"""The topics one `/api/snapshot` call asks for: all twenty, market data included."""
 
 MAX_SERVER_FRAME = 1 << 20
 

@@ -1,4 +1,5 @@
-"""A group of panels shown as one tab; two columns when wide, one scrolling column when narrow."""
+"""A group of panels shown as one tab: two columns, or one scrolling column when narrow (the
+narrow layout is in ginie.tcss, since it depends on the screen's breakpoint class)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,7 @@ class GroupPane(TabPane):
         grid-rows: 1fr;
         height: 1fr;
     }
-    .-narrow GroupPane > Grid {
-        grid-size: 1;
-        grid-columns: 1fr;
-        grid-rows: 12;
-        overflow-y: auto;
-    }
     GroupPane .wide { column-span: 2; }
-    .-narrow GroupPane .wide { column-span: 1; }
     """
 
     def __init__(self, title: str, store: Store, clock: Clock, *, id: str) -> None:

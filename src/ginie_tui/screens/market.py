@@ -12,7 +12,6 @@ from ginie_tui.widgets.market import MarketPanel
 class MarketPane(GroupPane):
     DEFAULT_CSS = """
     MarketPane > Grid { grid-size: 1; grid-rows: 1fr; }
-    .-narrow MarketPane > Grid { grid-rows: 1fr; }
     """
     BINDINGS = [
         Binding("right_square_bracket", "symbol(1)", "Next symbol"),

@@ -12,7 +12,6 @@ from ginie_tui.widgets.stats import StatsPanel
 class PnlPane(GroupPane):
     DEFAULT_CSS = """
     PnlPane > Grid { grid-rows: 14 1fr; }
-    .-narrow PnlPane > Grid { grid-rows: 14 12; }
     """
 
     def panels(self) -> list[Panel]:

@@ -1,0 +1,87 @@
+"""Test doubles for the console's UI tests: a feed with a fixed connection status whose events
+the test delivers, and stores filled from the recorded dataset. The network feed itself is
+tested against a real server in test_live.py."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from ginie_protocol import KEY_FIELD, Ack
+from ginie_tui.connection import ConnectionStatus, ConnState
+from ginie_tui.feed import CommandRefused, FeedListener
+from ginie_tui.store import Store
+from tests.tui.dataset import EPOCH, T0, market_events, user_events
+
+LIVE = ConnectionStatus(ConnState.LIVE, latency_ms=3.4, last_sync_at=T0 - 1_000)
+RECONNECTING = ConnectionStatus(
+    ConnState.RECONNECTING, attempt=3, next_retry_at=T0 + 4_000, last_sync_at=T0 - 3_000
+)
+POLLING = ConnectionStatus(
+    ConnState.POLLING,
+    attempt=7,
+    next_retry_at=T0 + 20_000,
+    last_sync_at=T0 - 12_000,
+    next_poll_at=T0 + 48_000,
+)
+OFFLINE = ConnectionStatus(ConnState.OFFLINE, detail="the server refused the token (HTTP 401)")
+STALE = ConnectionStatus(ConnState.STALE, latency_ms=3.4, last_sync_at=T0 - 35_000)
+
+
+class RecordedFeed:
+    """A FeedPort with a fixed status. Commands are recorded and answered `ok`; events reach
+    the store only when the test calls `deliver`, as they would from the server."""
+
+    def __init__(self, status: ConnectionStatus = LIVE) -> None:
+        self.fixed = status
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.store: Store | None = None
+        self.listener: FeedListener | None = None
+        self._ids = itertools.count(1)
+
+    def status(self) -> ConnectionStatus:
+        return self.fixed
+
+    async def run(self, store: Store, listener: FeedListener) -> None:
+        self.store = store
+        self.listener = listener
+        await asyncio.Event().wait()
+
+    async def command(self, name: str, args: Mapping[str, Any]) -> Ack:
+        if not self.fixed.live:
+            raise CommandRefused(f"read-only while {self.fixed.state}")
+        self.sent.append((name, dict(args)))
+        return Ack(id=f"c-{next(self._ids)}", ok=True, result={})
+
+    def deliver(self, event: Any, now_ms: int = T0) -> None:
+        assert self.store is not None and self.listener is not None, "the feed is not running"
+        applied = self.store.apply_event(event, now_ms)
+        assert applied.change is not None, f"{event.type} seq {event.seq}: {applied.outcome}"
+        self.listener.feed_changes([applied.change])
+
+
+def live_store(at_ms: int = T0 - 2_000) -> Store:
+    """The recorded dataset applied as live events."""
+    store = Store()
+    for event in user_events() + market_events():
+        store.apply_event(event, at_ms, "live")
+    return store
+
+
+def polled_store(at_ms: int = T0 - 12_000) -> Store:
+    """The recorded dataset as one REST snapshot (what a fallback poll brings)."""
+    events = user_events()
+    data: dict[str, Any] = {}
+    for event in events:
+        if KEY_FIELD[event.type] is None:
+            data[event.type] = event.data.model_dump()
+        else:
+            data.setdefault(event.type, []).append(event.data.model_dump())
+    data["LIFECYCLE_EVENT"].reverse()
+    store = Store()
+    store.apply_snapshot(EPOCH, len(events), data, at_ms)
+    for event in market_events():
+        store.apply_event(event, at_ms - 30_000, "live")
+    return store
