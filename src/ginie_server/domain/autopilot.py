@@ -25,8 +25,8 @@ from ginie_protocol.events import (
     Mode,
     Signal,
 )
-from ginie_server.domain.market import floor_to
-from ginie_server.domain.signals import PROFILES, Idea, evaluate
+from ginie_server.domain.market import SYMBOL_SPECS, floor_to, round_to
+from ginie_server.domain.signals import PROFILES, Idea, ModeProfile, Verdict, evaluate
 
 SCAN_ORDER: tuple[Mode, ...] = ("position", "swing", "scalp")
 RECENT_DECISIONS = 10
@@ -42,8 +42,8 @@ def default_rules(symbols: Sequence[str]) -> AutopilotRules:
         allowed_symbols=list(symbols),
         auto_execute=True,
         signal_ttl_seconds=300,
-        risk_per_trade_pct=1.0,
-        leverage=10,
+        risk_per_trade_pct=0.5,
+        leverage=5,
         max_consecutive_losses=5,
         max_daily_loss=500.0,
         max_hourly_loss=250.0,
@@ -160,9 +160,11 @@ class Autopilot:
         closed: Callable[[str], Sequence[Kline]],
         gates: Gates,
         now: int,
-        next_scan_at: int,
+        next_scan_at: int | None,
+        judge: Callable[[str, Sequence[Kline], ModeProfile], Verdict] = evaluate,
     ) -> list[Signal]:
-        """Scan the allowed symbols; returns the new pending signals."""
+        """Scan the allowed symbols; returns the new pending signals. `judge` applies the
+        signal rule (callers that scan for many users may share one that caches)."""
         self.scans += 1
         self.last_scan_at = now
         self.next_scan_at = next_scan_at
@@ -180,7 +182,7 @@ class Autopilot:
             for mode in SCAN_ORDER:
                 if minute % PROFILES[mode].minutes:
                     continue
-                verdict = evaluate(symbol, candles, PROFILES[mode])
+                verdict = judge(symbol, candles, PROFILES[mode])
                 if verdict.idea is None:
                     if verdict.reason == "rsi_filter":
                         self.reject_count("rsi_filter")
@@ -225,6 +227,8 @@ class Autopilot:
         return None
 
     def _new_signal(self, idea: Idea, now: int) -> Signal:
+        spec = SYMBOL_SPECS.get(idea.symbol)
+        tick = spec.price_tick if spec else 1e-8
         signal = Signal(
             signal_id=f"S{self.next_signal}",
             symbol=idea.symbol,
@@ -233,8 +237,8 @@ class Autopilot:
             strategy=idea.strategy,
             confidence=idea.confidence,
             entry_price=idea.entry_price,
-            take_profit=idea.take_profit,
-            stop_loss=idea.stop_loss,
+            take_profit=round_to(idea.take_profit, tick),
+            stop_loss=round_to(idea.stop_loss, tick),
             status="pending",
             reason="waiting for approval" if not self.rules.auto_execute else "auto-execute",
             indicators=idea.indicators,
@@ -274,5 +278,6 @@ class Autopilot:
     def expire(self, now: int) -> list[Signal]:
         """Pending signals whose time has passed, now expired."""
         due = [s for s in self.signals.values() if s.status == "pending" and now >= s.expires_at]
-        self.rejections["expired"] = self.rejections.get("expired", 0) + len(due)
+        if due:
+            self.rejections["expired"] = self.rejections.get("expired", 0) + len(due)
         return [self.settle(s, "expired", "not approved in time", now) for s in due]

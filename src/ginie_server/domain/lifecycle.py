@@ -358,3 +358,25 @@ def on_flat(chain: Chain, reason: str, now: int) -> Transition:
         return Transition(chain)
     closed, step, cancels = _close(chain, reason, now, None)
     return Transition(closed, [step], cancels, changed=True)
+
+
+def restore_exits(chain: Chain, qty_step: float, done_ids: set[str]) -> list[Action]:
+    """Exits for what is left of a live chain that has none open (after a restart): the
+    take-profits not already filled, and the stop-loss."""
+    if not _live(chain) or chain.remaining_qty <= _EPS:
+        return []
+    levels = [
+        (cid, price)
+        for cid, price in zip(
+            chain.take_profit_client_order_ids, chain.take_profit_prices, strict=True
+        )
+        if cid not in done_ids
+    ]
+    qtys = take_profit_quantities(chain.remaining_qty, len(levels), qty_step) if levels else []
+    rest = chain.model_copy(
+        update={
+            "take_profit_client_order_ids": [cid for cid, _ in levels],
+            "take_profit_prices": [price for _, price in levels],
+        }
+    )
+    return _exit_orders(rest, qtys)

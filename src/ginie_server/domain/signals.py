@@ -30,6 +30,8 @@ EMA_FAST = 9
 EMA_SLOW = 21
 RSI_PERIOD = 14
 ATR_PERIOD = 14
+WINDOW = 120
+"""Candles of the mode's timeframe the rule reads: enough for the smoothed indicators to settle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ def _merge(bucket: list[Kline], span: int) -> Kline:
 
 def evaluate(symbol: str, closed_1m: Sequence[Kline], profile: ModeProfile) -> Verdict:
     """Apply the rule to `symbol`'s closed 1-minute candles for one mode."""
-    candles = group(closed_1m, profile.minutes)
+    candles = group(closed_1m[-profile.minutes * WINDOW :], profile.minutes)
     closes = [c.close for c in candles]
     fast = ema_series(closes, EMA_FAST)
     slow = ema_series(closes, EMA_SLOW)
