@@ -198,6 +198,10 @@ class GinieServer:
             return _refusal(who)
         self._attach(who)
         if path == WS_PATH:
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                return _json(
+                    426, {"error": "upgrade_required", "message": "open /ws as a WebSocket"}
+                )
             connection.username = who
             return None
         route = self._rest.route_name(path)

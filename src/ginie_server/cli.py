@@ -196,35 +196,35 @@ def _run_server(config: ServerConfig) -> int:
 
 
 async def _serve(config: ServerConfig) -> int:
-    server = GinieServer(config)
-    try:
-        await server.start()
-    except (DatabaseError, ConfigError) as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return _fail(f"cannot listen on {config.host}:{config.port}: {reason}")
-    lines = [f"listening on {server.url}"]
-    if server.demo_token is not None:
-        lines.append(f"demo token: {server.demo_token}")
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-    if not config.loopback and not config.tls:
-        log.warning(
-            "listening on %s without TLS: tokens cross the network in clear; "
-            "use --tls-cert and --tls-key off loopback",
-            config.host,
-        )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    server = GinieServer(config)
     try:
+        try:
+            await server.start()
+        except (DatabaseError, ConfigError) as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            return _fail(f"cannot listen on {config.host}:{config.port}: {reason}")
+        if not config.loopback and not config.tls:
+            log.warning(
+                "listening on %s without TLS: tokens cross the network in clear; "
+                "use --tls-cert and --tls-key off loopback",
+                config.host,
+            )
+        lines = [f"listening on {server.url}"]
+        if server.demo_token is not None:
+            lines.append(f"demo token: {server.demo_token}")
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
         await stopping.wait()
+        await server.stop()
+        log.info("stopped")
+        return 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-        await server.stop()
-    log.info("stopped")
-    return 0

@@ -7,7 +7,8 @@ Delivery of a user event:
    frame into the event log (no commit yet), appends it to the user's in-memory replay ring and
    to the pending batch, and schedules a flush with `loop.call_soon`.
 2. `flush()` commits once for the whole batch, then hands each frame (the same bytes) to every
-   subscribed connection of its user whose topic and symbol filters accept it.
+   subscribed connection of its user whose topic and symbol filters accept it, all of one
+   connection's frames of the batch in one `send_frames` call (one socket write).
 
 So an event is on disk before any socket sees it, and a burst of publishes costs one commit.
 Anything that reads state for a client (HELLO, subscribe, a REST snapshot) flushes first, so
@@ -15,9 +16,11 @@ the `seq` it reports is committed and matches the data read.
 
 Limits, stated plainly:
 
-- A connection is an abstract `Connection` whose `send_frame` never blocks. The hub checks its
-  unsent bytes after each frame and past `max_buffer_bytes` closes it with 1013; the client
-  resumes from its last `seq`. User events are never dropped for a connection that stays open.
+- A connection is an abstract `Connection` whose `send_frame` never blocks. Before handing it
+  frames the hub checks that its unsent bytes would stay within `max_buffer_bytes`; if not, it
+  closes the connection with 1013 instead, and the client resumes from its last `seq`. So a
+  connection's unsent data never passes the bound, and no user event is dropped for a
+  connection that stays open.
 - Market events bypass `seq` and the log; per connection they are coalesced per (type, symbol),
   latest wins, and sent at most `market_rate_hz` times a second per key.
 - Replay comes from the in-memory ring (the last `replay_window` events per user) or else from
@@ -65,6 +68,9 @@ class Connection(Protocol):
 
     def send_frame(self, frame: bytes) -> None:
         """Queue one UTF-8 JSON text frame; never blocks."""
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Queue several frames in order, as one write where possible; never blocks."""
 
     def buffered_bytes(self) -> int:
         """Bytes handed to `send_frame` that have not reached the network yet."""
@@ -229,14 +235,18 @@ class Hub:
             self._retry_flush()
             return
         pending, self._pending = self._pending, []
+        batches: dict[_Client, list[bytes]] = {}
         for user, entry in pending:
-            clients = self._by_user.get(user)
-            if not clients:
-                continue
-            for client in list(clients.values()):
+            for client in self._by_user.get(user, {}).values():
                 if client.subscribed and client.wants(entry.type, entry.symbol):
-                    client.metrics.events_sent += 1
-                    self._send(client, entry.frame)
+                    batch = batches.get(client)
+                    if batch is None:
+                        batches[client] = [entry.frame]
+                    else:
+                        batch.append(entry.frame)
+        for client, frames in batches.items():
+            if client.conn in self._clients:
+                self._send_batch(client, frames)
 
     # ------------------------------------------------------------------ connections
 
@@ -413,10 +423,35 @@ class Hub:
             return
         self._flush_handle = loop.call_later(0.5, self.flush)
 
+    def _bound(self, client: _Client) -> int:
+        return self._limits.max_buffer_bytes + client.allowance
+
+    def _send_batch(self, client: _Client, frames: list[bytes]) -> None:
+        """Send frames in as few writes as the bound allows; close the connection at the bound."""
+        bound = self._bound(client)
+        room = bound - client.conn.buffered_bytes()
+        start = 0
+        size = 0
+        for index, frame in enumerate(frames):
+            if size + len(frame) > room:
+                if index > start:
+                    client.conn.send_frames(frames[start:index])
+                    client.metrics.events_sent += index - start
+                room = bound - client.conn.buffered_bytes()
+                start, size = index, 0
+                if len(frame) > room:
+                    self._drop_slow(client)
+                    return
+            size += len(frame)
+        client.conn.send_frames(frames[start:])
+        client.metrics.events_sent += len(frames) - start
+
     def _send(self, client: _Client, frame: bytes) -> None:
-        client.conn.send_frame(frame)
-        if client.conn.buffered_bytes() > self._limits.max_buffer_bytes + client.allowance:
+        """Send one frame, unless it would take the connection past its bound: then close it."""
+        if client.conn.buffered_bytes() + len(frame) > self._bound(client):
             self._drop_slow(client)
+        else:
+            client.conn.send_frame(frame)
 
     def _drop_slow(self, client: _Client) -> None:
         client.metrics.slow_consumer_closes += 1

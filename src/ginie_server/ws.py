@@ -1,7 +1,8 @@
 """The WebSocket door: one reader and one sender per connection, between a socket and the hub.
 
 `WsConnection` is the hub's `Connection` for a websockets `ServerConnection`. `send_frame`
-writes straight to the socket while its write buffer is below `WRITE_HIGH_WATER`; past that,
+writes straight to the socket while its write buffer is below `WRITE_HIGH_WATER` (and
+`send_frames` frames a whole batch with the sans-I/O protocol and writes it at once); past that,
 frames wait in the connection's queue and its sender task writes them as the socket drains.
 `buffered_bytes` counts both, which is what the hub's slow-consumer guard bounds. There is no
 other backpressure: the hub never waits for a socket.
@@ -21,6 +22,7 @@ from collections import deque
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ginie_protocol.commands import CommandArgsError, parse_command_args
 from ginie_protocol.envelope import (
@@ -66,6 +68,22 @@ class WsConnection:
             self._wake.set()
         else:
             broadcast([self._ws], frame, text=True)
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        if self._closing:
+            return
+        ws = self._ws
+        if (
+            self._queue
+            or ws.protocol.state is not State.OPEN
+            or ws.transport.get_write_buffer_size() >= WRITE_HIGH_WATER
+        ):
+            for frame in frames:
+                self.send_frame(frame)
+            return
+        for frame in frames:
+            ws.protocol.send_text(frame)
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
 
     def buffered_bytes(self) -> int:
         return self._queued_bytes + self._ws.transport.get_write_buffer_size()

@@ -124,6 +124,7 @@ async def test_the_error_budget_closes_1008_past_twenty_in_a_minute(
         ("/api/market/btcusdt", 400),
         ("/api/market/", 400),
         ("/api/nothing", 404),
+        ("/ws", 426),
         ("/", 404),
         ("/api/futures/trade-events?limit=1000&before_seq=5", 200),
     ],
@@ -136,7 +137,7 @@ async def test_bad_queries_and_unknown_paths_are_json_errors(
     assert answer.status_code == status
     body = answer.json()
     if status != 200:
-        assert body["error"] in ("bad_request", "not_found") and body["message"]
+        assert body["error"] in ("bad_request", "not_found", "upgrade_required") and body["message"]
 
 
 async def test_other_methods_get_405_and_bodies_get_the_door(

@@ -35,6 +35,10 @@ class RecordingConnection:
         else:
             self.frames.append(json.loads(frame))
 
+    def send_frames(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            self.send_frame(frame)
+
     def buffered_bytes(self) -> int:
         return self.backlog
 
