@@ -188,6 +188,7 @@ def server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_any_frame_gets_its_answer_and_harms_no_one(
     arena: Arena, frame: str | bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.clear()
     kind, command_id = expected_answer(frame)
     event(kind)
     answers = await arena.exchange(frame)
