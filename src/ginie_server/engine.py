@@ -444,7 +444,8 @@ class TradingEngine:
         u = self._users.get(user)
         if u is not None:
             self._queue(u, balance)
-            u.pnl_dirty = True
+            self._queue(u, u.pnl.pnl(self._unrealized(u), self._equity(u)))
+            u.pnl_dirty = False
 
     def on_market(self, data: MarkPrice | Kline | OrderBook) -> None:
         if isinstance(data, MarkPrice):
