@@ -24,13 +24,16 @@ from ginie_protocol.envelope import MAX_FRAME_BYTES
 from ginie_server.auth import Authenticator, Refusal
 from ginie_server.clock import Clock, SystemClock
 from ginie_server.config import ConfigError, ServerConfig
+from ginie_server.engine import TradingEngine, build_paper_engine
+from ginie_server.exchange.base import ExchangeError
+from ginie_server.exchange.binance import binance_exchange_from_env
 from ginie_server.hub import Hub
 from ginie_server.rest import RestAnswer, RestApi
 from ginie_server.sources import CommandHandler, SnapshotProvider, Source
 from ginie_server.storage.db import open_database
+from ginie_server.storage.trading import TradingStore
 from ginie_server.storage.users import UserStore
 from ginie_server.throttle import AuthThrottle, retry_after_seconds
-from ginie_server.ticker import MarkPriceTicker
 from ginie_server.ws import WRITE_HIGH_WATER, serve_connection
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,13 @@ DEMO_USER = "demo"
 def build_sources(config: ServerConfig, db: sqlite3.Connection, clock: Clock) -> list[Source]:
     """The event sources of `--exchange`: what the server publishes."""
     if config.exchange == "paper":
-        return [MarkPriceTicker(seed=config.seed, speed=config.speed, clock=clock)]
+        return [build_paper_engine(db, clock, seed=config.seed, speed=config.speed)]
+    if config.exchange == "binance":
+        try:
+            exchange = binance_exchange_from_env(config.owner, config.testnet, clock)
+        except ExchangeError as exc:
+            raise ConfigError(exc.message) from None
+        return [TradingEngine(exchange, TradingStore(db), clock)]
     raise ConfigError(f"exchange {config.exchange!r} is not available in this build")
 
 
@@ -184,8 +193,19 @@ class GinieServer:
 
     # ------------------------------------------------------------------ the doors
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         """Answer REST requests here; let authenticated `/ws` upgrades through."""
+        if connection.protocol.eof_sent:
+            # Bytes followed the request head (a body, a pipelined request) and websockets has
+            # already given up on the connection: no answer can be sent, so just drop it.
+            connection.transport.abort()
+            await asyncio.shield(connection.connection_lost_waiter)
+            return _json(400, {"error": "bad_request", "message": "unexpected request body"})
+        return self._answer_request(connection, request)
+
+    def _answer_request(self, connection: ServerConnection, request: Request) -> Response | None:
         assert self._auth is not None and self._rest is not None
         path, _, query = request.path.partition("?")
         if request.method != "GET":
