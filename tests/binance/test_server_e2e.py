@@ -1,0 +1,109 @@
+"""`--exchange binance` end to end: the real server, engine and python-binance against the double,
+endpoints and keys from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from binance import AsyncClient
+from ginie_protocol.events import SNAPSHOT_PATH, USER_TYPES
+from ginie_server.engine import TradingEngine
+from ginie_server.exchange.binance import BinanceExchange
+from tests.binance.double import BinanceDouble
+from tests.harness import RunningServer, connect_client, running_server, wait_for
+
+
+@pytest.fixture
+async def binance_server(
+    tmp_path: Path, double: BinanceDouble, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RunningServer]:
+    monkeypatch.setenv("GINIE_BINANCE_API_KEY", double.api_key)
+    monkeypatch.setenv("GINIE_BINANCE_API_SECRET", double.api_secret)
+    monkeypatch.setenv("GINIE_BINANCE_FUTURES_URL", double.futures_url)
+    monkeypatch.setenv("GINIE_BINANCE_STREAM_URL", double.stream_url)
+    async with running_server(tmp_path, exchange="binance", owner="demo", testnet=True) as rs:
+        yield rs
+
+
+def exchange_of(rs: RunningServer) -> BinanceExchange:
+    (engine,) = [s for s in rs.server.sources if isinstance(s, TradingEngine)]
+    assert isinstance(engine.exchange, BinanceExchange)
+    return engine.exchange
+
+
+async def test_binance_server_serves_every_snapshot_from_the_account(
+    double: BinanceDouble, binance_server: RunningServer
+) -> None:
+    rs = binance_server
+    exchange = exchange_of(rs)
+    assert exchange.futures_url == double.futures_url
+    async with httpx.AsyncClient(base_url=rs.url, headers=rs.auth()) as http:
+        for topic, path in SNAPSHOT_PATH.items():
+            answer = await http.get(path)
+            assert answer.status_code == 200, (topic, answer.text)
+            assert set(answer.json()) == {"epoch", "seq", "data"}, topic
+        snapshot = (await http.get("/api/snapshot", params={"topics": ",".join(USER_TYPES)})).json()
+        assert set(snapshot["data"]) == set(USER_TYPES)
+        (usdt,) = snapshot["data"]["BALANCE_UPDATE"]
+        assert (usdt["asset"], usdt["wallet_balance"]) == ("USDT", 10_000.0)
+        health = (await http.get("/api/system/health")).json()["data"]
+        assert health["exchange"] == "binance"
+
+
+async def test_owner_sees_fills_made_during_a_user_stream_gap(
+    double: BinanceDouble, binance_server: RunningServer
+) -> None:
+    rs = binance_server
+    exchange = exchange_of(rs)
+    manual = AsyncClient(double.api_key, double.api_secret)
+    manual.FUTURES_URL = double.futures_url
+    try:
+        async with connect_client(rs.ws_url, rs.token) as client:
+            await client.subscribe(["ORDER_UPDATE", "TRADE_UPDATE"])
+            placed = await manual.futures_create_order(
+                symbol="BTCUSDT",
+                side="BUY",
+                type="LIMIT",
+                quantity="0.002",
+                price="59000",
+                timeInForce="GTC",
+                newClientOrderId="manual-e2e",
+            )
+            new = await client.recv_until(lambda m: m.type == "ORDER_UPDATE")
+            assert (new.data.client_order_id, new.data.status) == ("manual-e2e", "NEW")
+
+            double.block_user_streams()
+            await double.rotate_listen_key()
+            await wait_for(lambda: not exchange.user_stream_connected)
+            await double.fill(placed["orderId"])
+            double.unblock_user_streams()
+
+            trade = await client.recv_until(lambda m: m.type == "TRADE_UPDATE", timeout=10)
+            assert (trade.data.client_order_id, trade.data.quantity, trade.data.price) == (
+                "manual-e2e",
+                0.002,
+                59_000.0,
+            )
+            await wait_for(lambda: exchange.reconciles == 2)
+        async with httpx.AsyncClient(base_url=rs.url, headers=rs.auth()) as http:
+            trades = (await http.get("/api/futures/trades")).json()["data"]
+            orders = (await http.get("/api/futures/orders/all")).json()["data"]
+        assert [t["client_order_id"] for t in trades] == ["manual-e2e"]
+        assert {o["client_order_id"]: o["status"] for o in orders} == {"manual-e2e": "FILLED"}
+    finally:
+        await manual.close_connection()
+
+
+async def test_missing_keys_are_a_clear_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GINIE_BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("GINIE_BINANCE_API_SECRET", raising=False)
+    with pytest.raises(Exception, match="GINIE_BINANCE_API_KEY") as caught:
+        async with running_server(tmp_path, exchange="binance"):
+            pass
+    assert type(caught.value).__name__ == "ConfigError"
