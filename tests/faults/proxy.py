@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -255,10 +256,20 @@ class FaultProxy:
     Use as `async with FaultProxy(host, port) as proxy:` and point clients at `proxy.port`.
     """
 
-    def __init__(self, target_host: str, target_port: int, max_connections: int = 2048) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        max_connections: int = 2048,
+        target_rcvbuf: int | None = None,
+    ) -> None:
         self.target_host = target_host
         self.target_port = target_port
         self.max_connections = max_connections
+        self.target_rcvbuf = target_rcvbuf
+        """Kernel receive buffer of the proxy's sockets to the target, when set: a small one
+        makes a stalled connection push back on the target after a few kilobytes, instead of
+        after the megabytes loopback buffers otherwise absorb."""
         self.connections: list[ProxiedConnection] = []
         """Every connection accepted, in order, open or closed."""
         self.refused = 0
@@ -350,7 +361,7 @@ class FaultProxy:
             writer.transport.abort()
             return
         try:
-            target = await asyncio.open_connection(self.target_host, self.target_port)
+            target = await self._dial()
         except OSError:
             self.refused += 1
             writer.transport.abort()
@@ -362,6 +373,21 @@ class FaultProxy:
             self.connections.append(conn)
             self._accepted.notify_all()
         await conn.run()
+
+    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.target_rcvbuf is None:
+            return await asyncio.open_connection(self.target_host, self.target_port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.target_rcvbuf)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(
+                sock, (self.target_host, self.target_port)
+            )
+        except OSError:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock, limit=MAX_CHUNK)
 
 
 def is_websocket_upgrade(first_bytes: bytes) -> bool:
