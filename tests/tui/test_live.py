@@ -1,0 +1,192 @@
+"""The console and its feed against a real server on 127.0.0.1: live events reach their panel,
+a stopped server turns the indicator RECONNECTING then POLLING, fallback polls come at the set
+interval and never while LIVE (counted by /api/metrics), a restart loses nothing."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ginie_protocol.events import Signal
+from ginie_tui.app import ConsoleSettings, GinieApp, make_app
+from ginie_tui.connection import ConnState
+from ginie_tui.feed import Feed, FeedSettings
+from ginie_tui.widgets.base import KeyedTable
+from ginie_tui.widgets.indicator import ConnectionIndicator
+from ginie_tui.widgets.signals import SignalsPanel
+from tests.faults.proxy import FaultProxy, is_websocket_upgrade
+from tests.harness import running_server, wait_for
+
+SIZE = (100, 32)
+POLL_S = 1.0
+
+
+def signal(n: int, now_ms: int) -> Signal:
+    return Signal(
+        signal_id=f"live-{n}",
+        symbol="BTCUSDT",
+        direction="LONG",
+        mode="scalp",
+        strategy="ema_cross",
+        confidence=0.8,
+        entry_price=65_000.0,
+        take_profit=65_500.0,
+        stop_loss=64_800.0,
+        status="pending",
+        created_at=now_ms,
+        expires_at=now_ms + 300_000,
+    )
+
+
+def console(url: str, token: str) -> tuple[GinieApp, Feed]:
+    feed = Feed(
+        FeedSettings(
+            url=url,
+            token=token,
+            poll_interval_s=POLL_S,
+            grace_s=0.5,
+            backoff_base_s=0.1,
+            backoff_cap_s=0.4,
+            ping_interval_s=0.5,
+            seed=7,
+        )
+    )
+    app = make_app(feed, settings=ConsoleSettings(server=url, poll_interval_s=POLL_S))
+    return app, feed
+
+
+def state_is(app: GinieApp, state: ConnState) -> Callable[[], bool]:
+    return lambda: app.status.state is state
+
+
+async def snapshot_calls(url: str, token: str) -> int:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(
+            f"{url}/api/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+    calls: dict[str, int] = answer.json()["rest_calls"]
+    return calls.get("/api/snapshot", 0)
+
+
+def market_span_reaches(app: GinieApp, seconds: float) -> Callable[[], bool]:
+    """True once live mark prices span `seconds` of server time from now on."""
+    start: list[int] = []
+
+    def reached() -> bool:
+        marks = [app.store.mark_price(s) for s in app.store.market_symbols()]
+        newest = max((m.time for m in marks if m is not None), default=None)
+        if newest is None:
+            return False
+        if not start:
+            start.append(newest)
+        return newest - start[0] >= seconds * 1000
+
+    return reached
+
+
+async def test_a_published_event_appears_in_its_panel(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as rs:
+        app, _ = console(rs.url, rs.token)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            rs.hub.publish("demo", signal(1, int(time.time() * 1000)))
+            table = app.query_one(SignalsPanel).query_one(KeyedTable)
+            await wait_for(lambda: "live-1" in table.keys, timeout=5)
+            assert "pending" in str(table.get_cell("live-1", "status"))
+            await pilot.press("2")
+            await wait_for(lambda: "1 pending" in str(app.query_one(SignalsPanel).border_title))
+
+
+async def test_a_stopped_server_turns_reconnecting_then_polling(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as rs:
+        app, _ = console(rs.url, rs.token)
+        async with app.run_test(size=SIZE):
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            await rs.server.stop()
+            await wait_for(state_is(app, ConnState.RECONNECTING), timeout=5)
+            assert "READ-ONLY" in str(app.query_one(ConnectionIndicator).render())
+            await wait_for(state_is(app, ConnState.POLLING), timeout=5)
+            assert "next poll" in str(app.query_one(ConnectionIndicator).render())
+
+
+async def test_fallback_polls_at_the_interval_and_never_while_live(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as rs, FaultProxy("127.0.0.1", rs.server.port) as proxy:
+        app, feed = console(proxy.url, rs.token)
+        async with app.run_test(size=SIZE):
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            at_start = await snapshot_calls(rs.url, rs.token)
+            assert at_start == 1, "the start-up snapshot only"
+            await wait_for(market_span_reaches(app, 2.5 * POLL_S), timeout=10)
+            assert await snapshot_calls(rs.url, rs.token) == at_start, "no poll while LIVE"
+
+            proxy.refuse_new(is_websocket_upgrade)
+            dropped_at = int(time.time() * 1000)
+            proxy.cut_all()
+            await wait_for(state_is(app, ConnState.POLLING), timeout=5)
+            synced: list[int] = []
+
+            def four_polls() -> bool:
+                at = app.status.last_sync_at
+                if at is not None and at > dropped_at and (not synced or synced[-1] != at):
+                    synced.append(at)
+                return len(synced) >= 4
+
+            await wait_for(four_polls, timeout=10)
+            assert await snapshot_calls(rs.url, rs.token) - at_start in (4, 5)
+            gaps = [b - a for a, b in itertools.pairwise(synced)]
+            assert all(gap >= 0.9 * POLL_S * 1000 for gap in gaps), gaps
+            assert app.status.state is ConnState.POLLING
+            assert feed.machine.next_poll_at() is not None
+
+            proxy.admit_all()
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            back_live = await snapshot_calls(rs.url, rs.token)
+            await wait_for(market_span_reaches(app, 2.5 * POLL_S), timeout=10)
+            assert await snapshot_calls(rs.url, rs.token) == back_live, "no poll while LIVE"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_a_restarted_server_brings_the_console_back_live_with_nothing_missing(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    now = int(time.time() * 1000)
+    async with running_server(tmp_path, port=port) as first:
+        app, _ = console(first.url, first.token)
+        token = first.token
+        async with app.run_test(size=SIZE):
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            for n in (1, 2, 3):
+                first.hub.publish("demo", signal(n, now))
+            await wait_for(lambda: app.store.get("SIGNAL_UPDATE", "live-3") is not None)
+            epoch = app.store.epoch
+            await first.server.stop()
+            await wait_for(lambda: not app.status.live, timeout=5)
+            async with running_server(tmp_path, port=port) as second:
+                for n in (4, 5, 6):
+                    second.hub.publish("demo", signal(n, now))
+                await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+                table = app.query_one(SignalsPanel).query_one(KeyedTable)
+                wanted = {f"live-{n}" for n in range(1, 7)}
+                await wait_for(lambda: wanted <= set(table.keys), timeout=5)
+                assert app.store.epoch == epoch, "same database, same epoch"
+                async with httpx.AsyncClient() as client:
+                    reply = await client.get(
+                        f"{second.url}/api/snapshot?topics=SIGNAL_UPDATE",
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                answer: Any = reply.json()
+                assert answer["seq"] >= 6
+                await wait_for(lambda: app.store.seq >= answer["seq"], timeout=5)
