@@ -181,6 +181,8 @@ async def _handle_message(
         request = decode_client(message)
     except ProtocolError as exc:
         return _send_error(conn, str(exc))
+    except RecursionError:
+        return _send_error(conn, "invalid JSON: nested too deeply")
     if isinstance(request, Subscribe):
         try:
             hub.subscribe(conn, request)

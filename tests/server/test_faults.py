@@ -43,6 +43,7 @@ async def still_served(server: RunningServer, scripted: ScriptedSource) -> None:
         ('{"op": "subscribe", "topics": []}', "topics"),
         ('{"op": "subscribe", "topics": ["NOPE"]}', "unknown topic 'NOPE'"),
         ('{"op": "command", "name": "ginie.start"}', "id"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
     ],
 )
 async def test_a_bad_frame_gets_error_and_the_connection_stays_open(
