@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,17 +36,35 @@ def exchange_of(rs: RunningServer) -> BinanceExchange:
     return engine.exchange
 
 
-async def test_binance_server_serves_every_snapshot_from_the_account(
-    double: BinanceDouble, binance_server: RunningServer
-) -> None:
-    rs = binance_server
-    exchange = exchange_of(rs)
-    assert exchange.futures_url == double.futures_url
+def shape(data: Any) -> Any:
+    """What a snapshot payload looks like, without its values: a list, or an object's keys."""
+    return "list" if isinstance(data, list) else sorted(data)
+
+
+async def snapshot_shapes(rs: RunningServer) -> dict[str, Any]:
+    shapes = {}
     async with httpx.AsyncClient(base_url=rs.url, headers=rs.auth()) as http:
         for topic, path in SNAPSHOT_PATH.items():
             answer = await http.get(path)
             assert answer.status_code == 200, (topic, answer.text)
-            assert set(answer.json()) == {"epoch", "seq", "data"}, topic
+            body = answer.json()
+            assert set(body) == {"epoch", "seq", "data"}, topic
+            shapes[topic] = shape(body["data"])
+    return shapes
+
+
+async def test_binance_server_serves_every_snapshot_from_the_account(
+    tmp_path: Path, double: BinanceDouble, binance_server: RunningServer
+) -> None:
+    rs = binance_server
+    exchange = exchange_of(rs)
+    assert exchange.futures_url == double.futures_url
+    binance_shapes = await snapshot_shapes(rs)
+    (tmp_path / "paper").mkdir()
+    async with running_server(tmp_path / "paper", exchange="paper") as paper:
+        paper_shapes = await snapshot_shapes(paper)
+    assert binance_shapes == paper_shapes
+    async with httpx.AsyncClient(base_url=rs.url, headers=rs.auth()) as http:
         snapshot = (await http.get("/api/snapshot", params={"topics": ",".join(USER_TYPES)})).json()
         assert set(snapshot["data"]) == set(USER_TYPES)
         (usdt,) = snapshot["data"]["BALANCE_UPDATE"]
