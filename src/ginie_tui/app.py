@@ -193,7 +193,8 @@ class GinieApp(App[None]):
     def on_store_changed(self, message: StoreChanged) -> None:
         for change in message.changes:
             for panel in self._by_topic.get(change.topic, ()):
-                panel.apply_change(change)
+                if panel.ready:
+                    panel.apply_change(change)
             if change.source == "live" and change.event is not None:
                 self._notify_event(change.event)
             if change.topic == "SIGNAL_UPDATE":
@@ -205,7 +206,7 @@ class GinieApp(App[None]):
 
     def on_market_changed(self, _: MarketChanged) -> None:
         for panel in self._panels:
-            if isinstance(panel, MarketPanel | PositionsPanel):
+            if panel.ready and isinstance(panel, MarketPanel | PositionsPanel):
                 panel.refresh_market()
         self._show_freshness()
 

@@ -17,6 +17,7 @@ from ginie_protocol.events import Signal
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.connection import ConnState
 from ginie_tui.feed import Feed, FeedSettings
+from ginie_tui.screens.modals import ConfirmModal, PendingSignalsModal
 from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.signals import SignalsPanel
@@ -190,3 +191,33 @@ async def test_a_restarted_server_brings_the_console_back_live_with_nothing_miss
                 answer: Any = reply.json()
                 assert answer["seq"] >= 6
                 await wait_for(lambda: app.store.seq >= answer["seq"], timeout=5)
+
+
+async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None:
+    """signal.approve goes to the real engine; the panel changes only with its SIGNAL_UPDATE."""
+    async with running_server(tmp_path, speed=100.0) as rs:
+        app, feed = console(rs.url, rs.token)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            rules = {"auto_execute": False, "signal_ttl_seconds": 86_400}
+            assert (await feed.command("autopilot.set_rules", rules)).ok
+            await wait_for(
+                lambda: any(s.status == "pending" for s in app.store.items("SIGNAL_UPDATE")),
+                timeout=15,
+            )
+            await pilot.press("s")
+            await wait_for(lambda: isinstance(app.screen, PendingSignalsModal))
+            modal = app.screen
+            assert isinstance(modal, PendingSignalsModal)
+            chosen = modal.selected()
+            assert chosen is not None and chosen.status == "pending"
+            await pilot.press("a")
+            await wait_for(lambda: isinstance(app.screen, ConfirmModal))
+            await pilot.press("y")
+            decided = lambda: app.store.get("SIGNAL_UPDATE", chosen.signal_id).status  # noqa: E731
+            await wait_for(lambda: decided() != "pending", timeout=10)
+            table = app.query_one(SignalsPanel).query_one(KeyedTable)
+            await wait_for(
+                lambda: decided() in str(table.get_cell(chosen.signal_id, "status")), timeout=5
+            )
+            assert decided() in {"approved", "executed", "rejected"}

@@ -209,9 +209,13 @@ class Panel(Vertical):
         super().__init__(**kwargs)
         self.store = store
         self.clock = clock
+        self.ready = False
+        """True once mounted with its children; changes before that are covered by the
+        full render on mount, so the app skips them."""
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
+        self.ready = True
         self.refresh_all()
 
     def refresh_all(self) -> None:

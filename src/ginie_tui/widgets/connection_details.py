@@ -27,12 +27,14 @@ class ConnectionPanel(Panel):
 
     def show(self, status: ConnectionStatus) -> None:
         self._status = status
-        self.refresh_all()
+        if self.ready:
+            self.refresh_all()
 
     def add_problem(self, text: str) -> None:
         self.problems.append(text)
         del self.problems[:-20]
-        self.refresh_all()
+        if self.ready:
+            self.refresh_all()
 
     def refresh_all(self) -> None:
         status = self._status

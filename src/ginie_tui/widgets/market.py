@@ -47,7 +47,8 @@ class MarketPanel(Panel):
             self.symbol = symbols[(at + step) % len(symbols)]
 
     def watch_symbol(self) -> None:
-        self.refresh_all()
+        if self.ready:
+            self.refresh_all()
 
     def refresh_market(self) -> None:
         self.refresh_all()
