@@ -124,7 +124,7 @@ USER_TOPICS: tuple[str, ...] = (
 )
 """Every user topic this engine serves a snapshot of (the hub serves LIFECYCLE_EVENT)."""
 
-_SORT_FIELD = {
+_SORT_FIELD = {  # collections served in time order (then by id); others by key
     "ORDER_UPDATE": "created_at",
     "TRADE_UPDATE": "time",
     "SIGNAL_UPDATE": "created_at",
@@ -188,6 +188,17 @@ class _User:
         items = self.current("ORDER_UPDATE").values()
         live = ("NEW", "PARTIALLY_FILLED")
         return [o for o in items if isinstance(o, Order) and o.status in live]
+
+
+def _natural(key: object) -> tuple[int, str]:
+    """Ids like P9 and P10 in numeric order."""
+    text = str(key)
+    return len(text), text
+
+
+def _by_name(key: str) -> tuple[int, str]:
+    """Topics keyed by name: modes in their own order, anything else alphabetically."""
+    return (modes.MODES.index(key), key) if key in modes.MODES else (len(modes.MODES), key)  # type: ignore[arg-type]
 
 
 def _qty_step(symbol: str) -> float:
@@ -844,10 +855,10 @@ class TradingEngine:
         for topic, items in topics.items():
             model = DATA_MODEL_OF[topic]
             loaded = [model.model_validate_json(js) for js in items.values()]
-            sort_field = _SORT_FIELD.get(topic)
-            if sort_field:
-                loaded.sort(key=lambda m: getattr(m, sort_field))
             key_field = KEY_FIELD[topic]
+            sort_field = _SORT_FIELD.get(topic)
+            if sort_field and key_field:
+                loaded.sort(key=lambda m: (getattr(m, sort_field), _natural(getattr(m, key_field))))
             u.view[topic] = OrderedDict(
                 (str(getattr(m, key_field)) if key_field else "", m) for m in loaded
             )
@@ -901,7 +912,9 @@ class TradingEngine:
             items = u.view.get(topic, OrderedDict())
             if singleton:
                 return items.get("") or self._default_of(u, topic)
-            return list(items.values())
+            if topic in _SORT_FIELD:
+                return list(items.values())
+            return [items[key] for key in sorted(items, key=_by_name)]
 
         return provide
 
