@@ -18,6 +18,6 @@ def scripted() -> ScriptedSource:
 
 @pytest.fixture
 async def server(tmp_path: Path, scripted: ScriptedSource) -> AsyncIterator[RunningServer]:
-    """A running server whose only source is `scripted` (no market ticker)."""
+    """A running server whose only source is `scripted` (no trading engine)."""
     async with running_server(tmp_path, sources=[scripted]) as running:
         yield running

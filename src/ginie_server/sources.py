@@ -1,6 +1,6 @@
 """The seam between the hub and the event sources.
 
-A source (the trading engine, the market ticker) receives a `Publisher` when it starts and
+A source (the trading engine) receives a `Publisher` when it starts and
 calls it synchronously on the event loop. It offers the hub its REST snapshots and its command
 handlers. The hub never knows what a position is; a source never knows what a socket is.
 
