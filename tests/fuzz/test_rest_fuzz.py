@@ -117,24 +117,11 @@ async def server_with_data(tmp_path: Path) -> AsyncIterator[RunningServer]:
         yield rs
 
 
-def is_trailing_bytes_assertion(record: logging.LogRecord) -> bool:
-    """websockets' error for bytes after a request's head (see the xfail test below)."""
-    return (
-        record.getMessage() == "unexpected internal error"
-        and record.exc_info is not None
-        and record.exc_info[0] is AssertionError
-    )
-
-
-def logged_errors(
-    caplog: pytest.LogCaptureFixture, *, known_trailing_bytes_bug: bool = False
-) -> list[str]:
+def logged_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name.startswith("ginie_server")
-        and (r.levelno >= logging.ERROR or r.exc_info)
-        and not (known_trailing_bytes_bug and is_trailing_bytes_assertion(r))
+        if r.name.startswith("ginie_server") and (r.levelno >= logging.ERROR or r.exc_info)
     ]
 
 
@@ -190,7 +177,7 @@ async def test_other_methods_get_405_or_a_closed_connection(
     if reply.status is not None:
         assert reply.status == 405
         assert json.loads(reply.body)["error"] == "method_not_allowed"
-    assert logged_errors(caplog, known_trailing_bytes_bug=bool(body)) == []
+    assert logged_errors(caplog) == []
 
 
 garbage_requests = (
@@ -219,7 +206,7 @@ async def test_malformed_requests_are_answered_or_closed_never_hung(
     assert b"Traceback" not in reply.body
     if reply.status is not None:
         assert 400 <= reply.status < 500
-    assert logged_errors(caplog, known_trailing_bytes_bug=True) == []
+    assert logged_errors(caplog) == []
 
 
 async def test_the_server_still_serves_after_abuse(server_with_data: RunningServer) -> None:
@@ -233,14 +220,6 @@ async def test_the_server_still_serves_after_abuse(server_with_data: RunningServ
     await still_serving(rs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "app.GinieServer._process_request answers a request whose head is followed by more "
-        "bytes (a body, a pipelined request); websockets has already sent EOF, so its "
-        "send_response asserts and logs 'unexpected internal error' with a traceback"
-    ),
-)
 @pytest.mark.parametrize(
     "request_bytes",
     [
