@@ -19,6 +19,16 @@ from ginie_tui.feed import Feed, FeedSettings
 from ginie_tui.store import Change, Store
 
 
+@dataclass(frozen=True)
+class SyncRecord:
+    """One `/api/snapshot` call of the feed: when, whether it was a fallback poll, and the
+    connection state when it started."""
+
+    at_ms: int
+    poll: bool
+    state: ConnState
+
+
 @dataclass
 class Recorder:
     """A `FeedListener` that keeps a timeline of what the feed reported."""
@@ -30,8 +40,19 @@ class Recorder:
     """Every LIFECYCLE_EVENT applied live, by row id: what this console was shown."""
     states: list[ConnState] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    capture_at: int | None = None
+    """When set, the store's state is copied into `captured` as its `seq` reaches this."""
+    captured: dict[str, Any] | None = None
 
     def feed_changes(self, changes: list[Change]) -> None:
+        self._record(changes)
+        if self.capture_at is not None and self.captured is None:
+            if self.store.seq == self.capture_at:
+                self.captured = store_state(self.store)
+            elif self.store.seq > self.capture_at:
+                self.captured = {"missed": self.store.seq}
+
+    def _record(self, changes: list[Change]) -> None:
         snapshot_seen = False
         for change in changes:
             event = change.event
@@ -52,13 +73,30 @@ class Recorder:
 
 
 class HeadlessConsole:
-    """One console's feed and store, running as a task."""
+    """One console's feed and store, running as a task.
+
+    Every snapshot call the feed makes is recorded in `syncs`; a call made when the feed's
+    own schedule says a poll is due is a fallback poll.
+    """
 
     def __init__(self, settings: FeedSettings) -> None:
         self.feed = Feed(settings)
         self.store = Store()
         self.recorder = Recorder(self.store)
+        self.syncs: list[SyncRecord] = []
         self._task: asyncio.Task[None] | None = None
+        self._sync = self.feed.sync
+        self.feed.sync = self._recorded_sync  # type: ignore[method-assign]
+
+    async def _recorded_sync(self, store: Store) -> list[Change]:
+        now = self.feed.clock.now_ms()
+        poll = self.feed.machine.poll_due(now)
+        self.syncs.append(SyncRecord(now, poll, self.feed.status().state))
+        return await self._sync(store)
+
+    @property
+    def polls(self) -> list[SyncRecord]:
+        return [s for s in self.syncs if s.poll]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.feed.run(self.store, self.recorder))
@@ -94,21 +132,25 @@ class HeadlessConsole:
         return problems
 
     def state(self) -> dict[str, Any]:
-        """The store's user topics as plain JSON, keyed like a snapshot's `data`."""
-        view: dict[str, Any] = {}
-        for topic in USER_TYPES:
-            if topic == "LIFECYCLE_EVENT":
-                continue
-            if KEY_FIELD[topic] is None:
-                item = self.store.singleton(topic)
-                view[topic] = None if item is None else item.model_dump(mode="json")
-            else:
-                items = self.store.items(topic)
-                view[topic] = sorted(
-                    (i.model_dump(mode="json") for i in items),
-                    key=lambda d, f=KEY_FIELD[topic]: str(d[f]),
-                )
-        return view
+        return store_state(self.store)
+
+
+def store_state(store: Store) -> dict[str, Any]:
+    """A store's user topics as plain JSON, in the shape `snapshot_state` gives a snapshot."""
+    view: dict[str, Any] = {}
+    for topic in USER_TYPES:
+        if topic == "LIFECYCLE_EVENT":
+            continue
+        field_name = KEY_FIELD[topic]
+        if field_name is None:
+            item = store.singleton(topic)
+            view[topic] = None if item is None else item.model_dump(mode="json")
+        else:
+            view[topic] = sorted(
+                (i.model_dump(mode="json") for i in store.items(topic)),
+                key=lambda d, f=field_name: str(d[f]),
+            )
+    return view
 
 
 def snapshot_state(data: dict[str, Any]) -> dict[str, Any]:
