@@ -7,9 +7,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from textual._two_way_dict import TwoWayDict
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellKey, RowKey
 
 from ginie_tui.clock import Clock
 from ginie_tui.connection import ConnectionStatus, ConnState
@@ -102,7 +104,14 @@ class Ranked(str):
 
 class KeyedTable(DataTable[Any]):
     """A DataTable whose rows are updated in place by key, ordered by the first column's rank,
-    and bounded: past `max_rows` the row with the lowest rank goes. Column widths are fixed."""
+    and bounded: past `max_rows` the rows with the lowest rank go. Column widths are fixed.
+
+    Rows arrive in batches (`upsert_many`, `replace_all`): a batch costs one sort of the held
+    rows and one re-numbering of the table, however many rows it brings, and a row that the
+    batch itself pushes past the bound is never added. `DataTable.remove_row` re-numbers every
+    row on each call, so rows leaving with a batch are dropped together (`_forget_rows`); that
+    and the re-numbering use DataTable's internals, which is why textual is pinned exactly.
+    """
 
     DEFAULT_CSS = """
     KeyedTable { height: 1fr; scrollbar-size-horizontal: 0; }
@@ -120,6 +129,9 @@ class KeyedTable(DataTable[Any]):
         self._max_rows = max_rows
         self._newest_first = newest_first
         self._cells: dict[str, list[Any]] = {}
+        """Every row held, by key, in the order the keys first arrived."""
+        self._shown: list[str] = []
+        """The keys top to bottom, as the table shows them."""
         self._columns_ready = False
 
     def _ensure_columns(self) -> None:
@@ -134,48 +146,85 @@ class KeyedTable(DataTable[Any]):
 
     def upsert(self, key: str, cells: Sequence[Any]) -> None:
         """Add or update one row; the first cell should be a Ranked."""
-        self._ensure_columns()
-        self._put(key, list(cells))
-        self._trim()
-        self._order()
+        self._apply([(key, cells)], keep_only=False)
+
+    def upsert_many(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Add or update many rows (a later row of the same key wins), then trim and order once."""
+        self._apply(rows, keep_only=False)
 
     def remove(self, key: str) -> None:
         if key in self._cells:
             del self._cells[key]
+            self._shown.remove(key)
             self.remove_row(key)
 
     def replace_all(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
         """Make the table hold exactly `rows`, updating rows that stay in place."""
+        self._apply(rows, keep_only=True)
+
+    def _apply(self, rows: Iterable[tuple[str, Sequence[Any]]], keep_only: bool) -> None:
         self._ensure_columns()
-        ranked = sorted(rows, key=lambda row: _rank(list(row[1])), reverse=self._newest_first)
-        wanted = {key: list(cells) for key, cells in ranked[: self._max_rows]}
-        for key in [k for k in self._cells if k not in wanted]:
-            self.remove(key)
-        for key, cells in wanted.items():
-            self._put(key, cells)
-        self._trim()
-        self._order()
-
-    def _put(self, key: str, cells: list[Any]) -> None:
-        held = self._cells.get(key)
-        if held is None:
-            self._cells[key] = cells
-            self.add_row(*cells, key=key)
+        new: dict[str, list[Any]] = {}
+        seen: set[str] = set()
+        moved = False
+        for key, row in rows:
+            cells = list(row)
+            seen.add(key)
+            if key in new or key not in self._cells:
+                new[key] = cells
+                self._cells[key] = cells
+                moved = True
+            else:
+                moved = self._update_row(key, cells) or moved
+        gone = [key for key in self._cells if key not in seen] if keep_only else []
+        if not (moved or gone):
             return
-        for (column, _, _), old, new in zip(self._column_spec, held, cells, strict=True):
-            if old != new or getattr(old, "rank", None) != getattr(new, "rank", None):
-                self.update_cell(key, column, new)
+        for key in gone:
+            del self._cells[key]
+        ordered = sorted(
+            self._cells, key=lambda k: _rank(self._cells[k]), reverse=self._newest_first
+        )
+        kept, dropped = ordered[: self._max_rows], ordered[self._max_rows :]
+        for key in dropped:
+            del self._cells[key]
+        for key in kept:
+            if key in new:
+                self.add_row(*new[key], key=key)
+        self._new_rows.clear()  # fixed widths, one line a row: nothing to measure on idle
+        self._forget_rows([*gone, *(key for key in dropped if key not in new)])
+        if kept != self._shown:
+            self._show_in_order(kept, resized=len(kept) != len(self._shown))
+
+    def _update_row(self, key: str, cells: list[Any]) -> bool:
+        """Update the changed cells of a held row; True when its rank changed."""
+        held = self._cells[key]
+        for (column, _, _), old, cell in zip(self._column_spec, held, cells, strict=True):
+            if old != cell or getattr(old, "rank", None) != getattr(cell, "rank", None):
+                self.update_cell(key, column, cell)
         self._cells[key] = cells
+        return bool(_rank(held) != _rank(cells))
 
-    def _trim(self) -> None:
-        while len(self._cells) > self._max_rows:
-            lowest = min(self._cells, key=lambda k: _rank(self._cells[k]))
-            highest = max(self._cells, key=lambda k: _rank(self._cells[k]))
-            self.remove(lowest if self._newest_first else highest)
+    def _forget_rows(self, keys: list[str]) -> None:
+        """Take rows out of the table's data; `_show_in_order` then numbers the rest once."""
+        for key in keys:
+            row_key = RowKey(key)
+            for column_key in self._data[row_key]:
+                self._updated_cells.discard(CellKey(row_key, column_key))
+            del self.rows[row_key]
+            del self._data[row_key]
 
-    def _order(self) -> None:
-        first = self._column_spec[0][0]
-        self.sort(first, key=lambda cell: getattr(cell, "rank", cell), reverse=self._newest_first)
+    def _show_in_order(self, keys: list[str], resized: bool) -> None:
+        """Number the rows top to bottom as `keys` (what DataTable.sort and remove_row do)."""
+        self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
+        self._shown = keys
+        self._update_count += 1
+        if resized:
+            self._require_update_dimensions = True
+            self.cursor_coordinate = self.cursor_coordinate
+            self.hover_coordinate = self.hover_coordinate
+            self.refresh(layout=True)
+        else:
+            self.refresh()
 
 
 def _rank(cells: list[Any]) -> Any:
@@ -186,7 +235,9 @@ class Panel(Vertical):
     """A bordered panel fed from the store; its border subtitle is its freshness mark.
 
     Subclasses set TITLE and TOPICS, and implement `refresh_all` (render everything from the
-    store) and, when they can do better than that, `apply_change` for one change."""
+    store) and, when they can do better than that, `apply_change` for one change. The app
+    renders in batches: a change then stands for every change of its topic since the last
+    batch, and its keys may be many (or no longer in the store, when it evicted them)."""
 
     DEFAULT_CSS = """
     Panel {
@@ -209,20 +260,24 @@ class Panel(Vertical):
         super().__init__(**kwargs)
         self.store = store
         self.clock = clock
-        self.ready = False
-        """True once mounted with its children; changes before that are covered by the
-        full render on mount, so the app skips them."""
+        self._mounted = False
+
+    @property
+    def ready(self) -> bool:
+        """True while mounted with its children in a running app. Changes before the mount are
+        covered by the full render on mount, and a closing app has no children to render."""
+        return self._mounted and self.is_attached and self.app.is_running
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
-        self.ready = True
+        self._mounted = True
         self.refresh_all()
 
     def refresh_all(self) -> None:
         """Render everything this panel shows from the store."""
 
     def apply_change(self, change: Change) -> None:
-        """Render one change; by default everything is rendered again."""
+        """Render one (merged) change; by default everything is rendered again."""
         self.refresh_all()
 
     def newest_freshness(self) -> Freshness | None:

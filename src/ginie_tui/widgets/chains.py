@@ -40,9 +40,7 @@ class ChainsPanel(Panel):
         yield KeyedTable(self.COLUMNS, max_rows=200)
 
     def refresh_all(self) -> None:
-        counts = Counter(
-            o.chain_id for o in self.store.items("ORDER_UPDATE") if o.status in OPEN_ORDER
-        )
+        counts = self._open_orders()
         self.query_one(KeyedTable).replace_all(
             (c.chain_id, self._cells(c, counts[c.chain_id]))
             for c in self.store.items("CHAIN_UPDATE")
@@ -52,21 +50,21 @@ class ChainsPanel(Panel):
         if change.reset:
             self.refresh_all()
             return
-        table = self.query_one(KeyedTable)
         if change.topic == "CHAIN_UPDATE":
-            for key in change.keys:
-                chain = self.store.get("CHAIN_UPDATE", key)
-                table.upsert(key, self._cells(chain, self._open_orders(key)))
-            return
-        for key in change.keys:
-            order = self.store.get("ORDER_UPDATE", key)
-            chain = self.store.get("CHAIN_UPDATE", order.chain_id) if order.chain_id else None
-            if chain is not None:
-                table.upsert(chain.chain_id, self._cells(chain, self._open_orders(chain.chain_id)))
+            chain_ids = list(change.keys)
+        else:
+            orders = (self.store.get("ORDER_UPDATE", key) for key in change.keys)
+            chain_ids = list(dict.fromkeys(o.chain_id for o in orders if o and o.chain_id))
+        chains = (self.store.get("CHAIN_UPDATE", chain_id) for chain_id in chain_ids)
+        counts = self._open_orders()
+        self.query_one(KeyedTable).upsert_many(
+            (c.chain_id, self._cells(c, counts[c.chain_id])) for c in chains if c is not None
+        )
 
-    def _open_orders(self, chain_id: str) -> int:
+    def _open_orders(self) -> Counter[str | None]:
+        """Open orders per chain."""
         orders = self.store.items("ORDER_UPDATE")
-        return sum(1 for o in orders if o.chain_id == chain_id and o.status in OPEN_ORDER)
+        return Counter(o.chain_id for o in orders if o.status in OPEN_ORDER)
 
     @staticmethod
     def _cells(chain: Chain, open_orders: int) -> list[Any]:

@@ -36,9 +36,10 @@ class LifecyclePanel(Panel):
         if change.reset:
             self.refresh_all()
             return
-        table = self.query_one(KeyedTable)
-        for key in change.keys:
-            table.upsert(key, self._cells(self.store.get("LIFECYCLE_EVENT", key)))
+        held = (self.store.get("LIFECYCLE_EVENT", key) for key in change.keys)
+        self.query_one(KeyedTable).upsert_many(
+            (str(event.id), self._cells(event)) for event in held if event is not None
+        )
 
     @staticmethod
     def _cells(event: LifecycleEvent) -> list[Any]:

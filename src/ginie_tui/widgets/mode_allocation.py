@@ -37,8 +37,10 @@ class ModeAllocationPanel(Panel):
         if change.reset:
             self.refresh_all()
             return
-        for key in change.keys:
-            self.query_one(KeyedTable).upsert(key, self._cells(self.store.get(change.topic, key)))
+        held = (self.store.get(change.topic, key) for key in change.keys)
+        self.query_one(KeyedTable).upsert_many(
+            (mode.mode, self._cells(mode)) for mode in held if mode is not None
+        )
 
     @staticmethod
     def _cells(m: ModeAllocation) -> list[Any]:

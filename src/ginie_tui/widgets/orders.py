@@ -36,9 +36,10 @@ class OrdersPanel(Panel):
         if change.reset:
             self.refresh_all()
             return
-        table = self.query_one(KeyedTable)
-        for key in change.keys:
-            table.upsert(key, self._cells(self.store.get("ORDER_UPDATE", key)))
+        held = (self.store.get("ORDER_UPDATE", key) for key in change.keys)
+        self.query_one(KeyedTable).upsert_many(
+            (order.order_id, self._cells(order)) for order in held if order is not None
+        )
 
     @staticmethod
     def _cells(o: Order) -> list[Any]:

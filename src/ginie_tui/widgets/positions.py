@@ -41,20 +41,20 @@ class PositionsPanel(Panel):
             self.refresh_all()
             return
         table = self.query_one(KeyedTable)
+        rows: list[tuple[str, list[Any]]] = []
         for symbol in change.keys:
             position = self.store.get("POSITION_UPDATE", symbol)
             if position is not None and position.size:
-                table.upsert(symbol, self._cells(position))
+                rows.append((symbol, self._cells(position)))
             elif change.topic == "POSITION_UPDATE":
                 table.remove(symbol)
+        table.upsert_many(rows)
 
     def refresh_market(self) -> None:
         """Mark prices moved: update the rows of the symbols held."""
         table = self.query_one(KeyedTable)
-        for symbol in table.keys:
-            position = self.store.get("POSITION_UPDATE", symbol)
-            if position is not None:
-                table.upsert(symbol, self._cells(position))
+        held = (self.store.get("POSITION_UPDATE", symbol) for symbol in table.keys)
+        table.upsert_many((p.symbol, self._cells(p)) for p in held if p is not None)
 
     def _cells(self, p: Position) -> list[Any]:
         mark, upnl = p.mark_price, p.unrealized_pnl

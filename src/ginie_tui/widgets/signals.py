@@ -52,9 +52,10 @@ class SignalsPanel(Panel):
         if change.reset:
             self.refresh_all()
             return
-        table = self.query_one(KeyedTable)
-        for key in change.keys:
-            table.upsert(key, self._cells(self.store.get("SIGNAL_UPDATE", key)))
+        held = (self.store.get("SIGNAL_UPDATE", key) for key in change.keys)
+        self.query_one(KeyedTable).upsert_many(
+            (signal.signal_id, self._cells(signal)) for signal in held if signal is not None
+        )
         self._count_pending()
 
     def pending(self) -> list[Signal]:

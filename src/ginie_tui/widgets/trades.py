@@ -43,9 +43,10 @@ class TradesPanel(Panel):
         if change.reset:
             self.refresh_all()
             return
-        table = self.query_one(KeyedTable)
-        for key in change.keys:
-            table.upsert(key, self._cells(self.store.get("TRADE_UPDATE", key)))
+        held = (self.store.get("TRADE_UPDATE", key) for key in change.keys)
+        self.query_one(KeyedTable).upsert_many(
+            (trade.trade_id, self._cells(trade)) for trade in held if trade is not None
+        )
 
     @staticmethod
     def _cells(t: Trade) -> list[Any]:
