@@ -292,10 +292,13 @@ class GinieApp(App[None]):
 
     def on_command_requested(self, message: CommandRequested) -> None:
         message.stop()
-        self.request_command(message.command, message.args)
+        self.request_command(message.command, message.args, confirmed=message.confirmed)
 
-    def request_command(self, name: str, args: Mapping[str, Any]) -> None:
-        """Check, confirm when it trades, then send a command; refused while not LIVE."""
+    def request_command(
+        self, name: str, args: Mapping[str, Any], *, confirmed: bool = False
+    ) -> None:
+        """Check, confirm when it trades (unless `confirmed` already), then send a command;
+        refused while not LIVE."""
         if not self._writable():
             return
         try:
@@ -303,7 +306,7 @@ class GinieApp(App[None]):
         except CommandArgsError as exc:
             self.notify(str(exc), title="Not sent", severity="error")
             return
-        if name in TRADING_COMMANDS:
+        if name in TRADING_COMMANDS and not confirmed:
             question = f"{name} {' '.join(f'{k}={v}' for k, v in args.items())}?".strip()
 
             def answered(yes: bool | None) -> None:

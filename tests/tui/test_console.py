@@ -4,6 +4,7 @@ signals modal, notifications, in-place bounded tables, the palette, the indicato
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Static
 
 from ginie_protocol import COMMAND_ARGS, CommandArgsError, make_event
 from ginie_protocol.events import CircuitBreaker, LifecycleEvent, MarkPrice, Trade
@@ -39,6 +40,10 @@ def cell(app: GinieApp, panel: type, row: str, column: str) -> str:
     return str(app.query_one(panel).query_one(KeyedTable).get_cell(row, column))
 
 
+def hint(modal: PendingSignalsModal) -> str:
+    return str(modal.query_one("#pending-hint", Static).render())
+
+
 def notes(app: GinieApp) -> list[str]:
     return [f"{n.title}: {n.message}" for n in app._notifications]
 
@@ -50,14 +55,16 @@ async def test_approving_shows_the_result_only_from_the_following_event() -> Non
         await wait_for(lambda: feed.listener is not None)
         await pilot.press("s")
         await wait_for(lambda: isinstance(app.screen, PendingSignalsModal))
+        modal = app.screen
+        assert isinstance(modal, PendingSignalsModal)
         await pilot.press("a")
-        await wait_for(lambda: isinstance(app.screen, ConfirmModal))
+        await wait_for(lambda: "signal.approve sig-2: SHORT ETHUSDT at 3,400.00?" in hint(modal))
+        assert app.screen is modal, "the question is asked in the modal, not over it"
         await pilot.press("y")
         await wait_for(lambda: feed.sent == [("signal.approve", {"signal_id": "sig-2"})])
         await wait_for(lambda: any("signal.approve accepted" in n for n in notes(app)))
+        assert app.screen is modal and "requested" in hint(modal)
         assert "pending" in cell(app, SignalsPanel, "sig-2", "status"), "no local guess"
-        modal = app.screen
-        assert isinstance(modal, PendingSignalsModal)
         signal = app.store.get("SIGNAL_UPDATE", "sig-2")
         approved = signal.model_copy(update={"status": "approved", "decided_at": T0})
         feed.deliver(make_event(approved, ts=T0, seq=NEXT_SEQ, epoch=EPOCH))
@@ -67,6 +74,29 @@ async def test_approving_shows_the_result_only_from_the_following_event() -> Non
         await pilot.press("a")
         await wait_for(lambda: any("already approved" in n for n in notes(app)))
         assert len(feed.sent) == 1
+
+
+async def test_no_or_escape_in_the_pending_modal_sends_nothing_and_keeps_it_open() -> None:
+    feed = RecordedFeed(LIVE)
+    app = app_with(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: feed.listener is not None)
+        await pilot.press("s")
+        await wait_for(lambda: isinstance(app.screen, PendingSignalsModal))
+        modal = app.screen
+        assert isinstance(modal, PendingSignalsModal)
+        for answer in ("n", "escape"):
+            await pilot.press("a")
+            await wait_for(lambda: "This trades" in hint(modal))
+            await pilot.press(answer)
+            await wait_for(lambda: hint(modal) == PendingSignalsModal.HINT)
+            assert app.screen is modal
+        await pilot.press("y")
+        await pilot.press("r")
+        await wait_for(lambda: feed.sent == [("signal.reject", {"signal_id": "sig-2"})])
+        assert not any(isinstance(s, ConfirmModal) for s in app.screen_stack)
+        await pilot.press("escape")
+        await wait_for(lambda: not isinstance(app.screen, PendingSignalsModal))
 
 
 async def test_trading_commands_wait_for_confirmation_and_no_sends_nothing() -> None:

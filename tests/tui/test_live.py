@@ -17,7 +17,7 @@ from ginie_protocol.events import Signal
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.connection import ConnState
 from ginie_tui.feed import Feed, FeedSettings
-from ginie_tui.screens.modals import ConfirmModal, PendingSignalsModal
+from ginie_tui.screens.modals import PendingSignalsModal
 from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.signals import SignalsPanel
@@ -212,7 +212,7 @@ async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None
             chosen = modal.selected()
             assert chosen is not None and chosen.status == "pending"
             await pilot.press("a")
-            await wait_for(lambda: isinstance(app.screen, ConfirmModal))
+            await wait_for(lambda: modal.asking is not None)
             await pilot.press("y")
             decided = lambda: app.store.get("SIGNAL_UPDATE", chosen.signal_id).status  # noqa: E731
             await wait_for(lambda: decided() != "pending", timeout=10)

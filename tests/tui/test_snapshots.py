@@ -61,5 +61,5 @@ def test_narrow_terminal(snap_compare: Any) -> None:
 
 
 def test_pending_signals_modal(snap_compare: Any) -> None:
-    """s opens the pending signals; a asks for confirmation before approving."""
+    """s opens the pending signals; a asks, inside the modal, before approving."""
     assert snap_compare(recorded_app(), press=["s", "a"], terminal_size=SIZE)

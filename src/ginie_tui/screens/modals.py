@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from ginie_protocol import CommandArgsError, parse_command_args
+from ginie_protocol import TRADING_COMMANDS, CommandArgsError, parse_command_args
 from ginie_protocol.events import Signal
 from ginie_tui.store import Store
 from ginie_tui.widgets.base import CommandRequested, KeyedTable, Ranked, fmt_price, fmt_time
@@ -55,8 +55,9 @@ class ConfirmModal(ModalScreen[bool]):
 
 
 class PendingSignalsModal(ModalScreen[None]):
-    """Pending signals to approve (a) or reject (r). Statuses shown come only from the server's
-    SIGNAL_UPDATE events: a signal stays `pending` here until its event says otherwise."""
+    """Pending signals to approve (a) or reject (r). Approving trades, so the modal asks first,
+    in its own hint line (y / n), with the signal still in view. Statuses shown come only from
+    the server's SIGNAL_UPDATE events: a signal stays `pending` here until its event says so."""
 
     DEFAULT_CSS = (
         MODAL_CSS.format(name="PendingSignalsModal")
@@ -67,8 +68,11 @@ class PendingSignalsModal(ModalScreen[None]):
     BINDINGS = [
         Binding("a", "decide('signal.approve')", "Approve"),
         Binding("r", "decide('signal.reject')", "Reject"),
+        Binding("y", "confirm", "Yes", show=False),
+        Binding("n", "cancel", "No", show=False),
         Binding("escape,q", "close", "Close"),
     ]
+    HINT = "a: approve   r: reject   esc: close"
     COLUMNS = (
         ("time", "Time", 8),
         ("id", "Signal", 10),
@@ -84,12 +88,14 @@ class PendingSignalsModal(ModalScreen[None]):
         self.store = store
         self.shown: set[str] = set()
         """Signals listed: those pending when the modal opened or later, kept after a decision."""
+        self.asking: tuple[str, str] | None = None
+        """The command and signal waiting for y / n, if any."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("[b]Pending signals[/]")
             yield KeyedTable(self.COLUMNS, max_rows=100, id="pending-table")
-            yield Static("a: approve   r: reject   esc: close", classes="hint", id="pending-hint")
+            yield Static(self.HINT, classes="hint", id="pending-hint")
 
     def on_mount(self) -> None:
         self.refresh_signals()
@@ -106,7 +112,7 @@ class PendingSignalsModal(ModalScreen[None]):
         ]
         self.query_one(KeyedTable).replace_all(rows)
         if not rows:
-            self.query_one("#pending-hint", Static).update("No pending signals.  esc: close")
+            self._hint("No pending signals.  esc: close")
 
     def selected(self) -> Signal | None:
         table = self.query_one(KeyedTable)
@@ -122,10 +128,39 @@ class PendingSignalsModal(ModalScreen[None]):
         if signal.status != "pending":
             self.notify(f"{signal.signal_id} is already {signal.status}", severity="warning")
             return
-        self.app.post_message(CommandRequested(name, {"signal_id": signal.signal_id}))
+        if name in TRADING_COMMANDS:
+            self.asking = (name, signal.signal_id)
+            self._hint(
+                f"[b]{name} {signal.signal_id}: {signal.direction} {signal.symbol} at "
+                f"{fmt_price(signal.entry_price)}?[/]  This trades.  y: yes   n / esc: no"
+            )
+            return
+        self._send(name, signal.signal_id)
+
+    def action_confirm(self) -> None:
+        if self.asking is not None:
+            name, signal_id = self.asking
+            self.asking = None
+            self._send(name, signal_id)
+
+    def action_cancel(self) -> None:
+        if self.asking is not None:
+            self.asking = None
+            self._hint(self.HINT)
 
     def action_close(self) -> None:
-        self.dismiss(None)
+        if self.asking is not None:
+            self.action_cancel()
+        else:
+            self.dismiss(None)
+
+    def _send(self, name: str, signal_id: str) -> None:
+        """Ask the app to send; the modal has confirmed already when the command trades."""
+        self.app.post_message(CommandRequested(name, {"signal_id": signal_id}, confirmed=True))
+        self._hint(f"{name} {signal_id} requested: the status shown is the server's.  {self.HINT}")
+
+    def _hint(self, text: str) -> None:
+        self.query_one("#pending-hint", Static).update(text)
 
     @staticmethod
     def _cells(s: Signal) -> list[Any]:

@@ -85,10 +85,14 @@ def freshness_label(fresh: Freshness | None, status: ConnectionStatus, now: int)
 class CommandRequested(Message):
     """A panel asks the app to run a command of SPEC section 3 (the app confirms and sends)."""
 
-    def __init__(self, command: str, args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, command: str, args: dict[str, Any] | None = None, confirmed: bool = False
+    ) -> None:
         super().__init__()
         self.command = command
         self.args = args or {}
+        self.confirmed = confirmed
+        """True when the sender has asked the user already (the app then does not ask again)."""
 
 
 class Ranked(str):
