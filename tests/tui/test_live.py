@@ -1,6 +1,7 @@
 """The console and its feed against a real server on 127.0.0.1: live events reach their panel,
 a stopped server turns the indicator RECONNECTING then POLLING, fallback polls come at the set
-interval and never while LIVE (counted by /api/metrics), a restart loses nothing."""
+interval and never while LIVE (counted by /api/metrics), a restart loses nothing, a link that
+goes silent turns STALE."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ginie_protocol.events import Signal
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.connection import ConnState
-from ginie_tui.feed import Feed, FeedSettings
+from ginie_tui.feed import CommandRefused, Feed, FeedSettings
 from ginie_tui.screens.modals import PendingSignalsModal
 from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.signals import SignalsPanel
-from tests.faults.proxy import FaultProxy, is_websocket_upgrade
+from tests.faults.proxy import Direction, FaultProxy, is_websocket_upgrade
 from tests.harness import running_server, wait_for
 
 SIZE = (100, 32)
@@ -221,3 +223,34 @@ async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None
                 lambda: decided() in str(table.get_cell(chosen.signal_id, "status")), timeout=5
             )
             assert decided() in {"approved", "executed", "rejected"}
+
+
+async def test_a_silent_link_turns_stale_and_read_only_then_live_again(tmp_path: Path) -> None:
+    """Delivery stalls in the network (the socket stays open): past the ping timeout the
+    console says STALE, refuses commands and marks panels stale; it is LIVE again after."""
+    async with running_server(tmp_path) as rs, FaultProxy("127.0.0.1", rs.server.port) as proxy:
+        feed = Feed(
+            FeedSettings(
+                url=proxy.url,
+                token=rs.token,
+                ping_interval_s=0.2,
+                ping_timeout_s=1.0,
+                backoff_base_s=0.1,
+                backoff_cap_s=0.4,
+                seed=5,
+            )
+        )
+        app = make_app(feed, settings=ConsoleSettings(server=proxy.url, tick_s=0.05))
+        async with app.run_test(size=SIZE):
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            socket = next(c for c in proxy.live if is_websocket_upgrade(c.first_bytes))
+            socket.stall(Direction.DOWN)
+            await wait_for(state_is(app, ConnState.STALE), timeout=5)
+            indicator = str(app.query_one(ConnectionIndicator).render())
+            assert "STALE" in indicator and "READ-ONLY" in indicator
+            assert app.query_one(SignalsPanel).border_subtitle == "stale"
+            with pytest.raises(CommandRefused, match="read-only while STALE"):
+                await feed.command("ginie.stop", {})
+            socket.resume(Direction.DOWN)
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            assert app.query_one(SignalsPanel).border_subtitle == "live"
