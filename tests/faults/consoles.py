@@ -35,7 +35,8 @@ class Recorder:
 
     store: Store
     timeline: list[tuple[str, int]] = field(default_factory=list)
-    """("event", seq) for each user event applied live, ("snapshot", seq) for each snapshot."""
+    """("event", seq) for each user event applied live, ("snapshot", seq) for each snapshot
+    (the store's `seq` just after it), in the order they happened."""
     lifecycle: dict[int, Any] = field(default_factory=dict)
     """Every LIFECYCLE_EVENT applied live, by row id: what this console was shown."""
     states: list[ConnState] = field(default_factory=list)
@@ -45,24 +46,25 @@ class Recorder:
     captured: dict[str, Any] | None = None
 
     def feed_changes(self, changes: list[Change]) -> None:
-        self._record(changes)
-        if self.capture_at is not None and self.captured is None:
-            if self.store.seq == self.capture_at:
-                self.captured = store_state(self.store)
-            elif self.store.seq > self.capture_at:
-                self.captured = {"missed": self.store.seq}
-
-    def _record(self, changes: list[Change]) -> None:
-        snapshot_seen = False
         for change in changes:
             event = change.event
             if event is not None and getattr(event, "seq", None) is not None:
                 self.timeline.append(("event", event.seq))
                 if event.type == "LIFECYCLE_EVENT":
                     self.lifecycle[event.data.id] = event.data
-            elif change.reset and not snapshot_seen:
-                snapshot_seen = True
-                self.timeline.append(("snapshot", self.store.seq))
+        self.check_capture()
+
+    def snapshot_applied(self) -> None:
+        """A REST snapshot went into the store (whether or not it changed anything)."""
+        self.timeline.append(("snapshot", self.store.seq))
+        self.check_capture()
+
+    def check_capture(self) -> None:
+        if self.capture_at is not None and self.captured is None:
+            if self.store.seq == self.capture_at:
+                self.captured = store_state(self.store)
+            elif self.store.seq > self.capture_at:
+                self.captured = {"missed": self.store.seq}
 
     def feed_status(self, status: ConnectionStatus) -> None:
         if not self.states or self.states[-1] is not status.state:
@@ -92,7 +94,9 @@ class HeadlessConsole:
         now = self.feed.clock.now_ms()
         poll = self.feed.machine.poll_due(now)
         self.syncs.append(SyncRecord(now, poll, self.feed.status().state))
-        return await self._sync(store)
+        changes = await self._sync(store)
+        self.recorder.snapshot_applied()
+        return changes
 
     @property
     def polls(self) -> list[SyncRecord]:
