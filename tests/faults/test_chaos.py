@@ -145,7 +145,7 @@ async def barrier_snapshot(seat: Seat, base_url: str) -> dict[str, object]:
     snapshot: dict[str, object] = answer.json()
     recorder = seat.console.recorder
     recorder.capture_at = int(str(snapshot["seq"]))
-    recorder.feed_changes([])
+    recorder.check_capture()
     conn.resume()
     await wait_for(lambda: recorder.captured is not None, timeout=10)
     return snapshot
