@@ -30,7 +30,7 @@ from ginie_server.exchange.binance import binance_exchange_from_env
 from ginie_server.hub import Hub
 from ginie_server.rest import RestAnswer, RestApi
 from ginie_server.sources import CommandHandler, SnapshotProvider, Source
-from ginie_server.storage.db import open_database
+from ginie_server.storage.db import WalCheckpointer, open_database
 from ginie_server.storage.trading import TradingStore
 from ginie_server.storage.users import UserStore
 from ginie_server.throttle import AuthThrottle, retry_after_seconds
@@ -73,6 +73,7 @@ class GinieServer:
         self.demo_token: str | None = None
         """The token of `demo` when this start created it (an empty database), else None."""
         self._db: sqlite3.Connection | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self._hub: Hub | None = None
         self._ws_server: Server | None = None
         self._auth: Authenticator | None = None
@@ -94,6 +95,8 @@ class GinieServer:
     async def _start(self) -> None:
         config = self.config
         db = self._db = open_database(config.db_path)
+        self._checkpointer = WalCheckpointer(db)
+        self._checkpointer.start()
         users = UserStore(db)
         if not users.has_users():
             self.demo_token = users.create_token(DEMO_USER, self.clock.now_ms())
@@ -131,7 +134,8 @@ class GinieServer:
         )
 
     async def stop(self) -> None:
-        """Close connections (1001), stop the sources, deliver what is pending, close the db."""
+        """Close connections (1001), stop the sources, deliver what is pending, stop the WAL
+        checkpointer and close the db (which checkpoints the rest)."""
         server, self._ws_server = self._ws_server, None
         if server is not None:
             server.close()
@@ -150,6 +154,9 @@ class GinieServer:
                 log.exception("a source failed to stop")
         if self._hub is not None:
             self._hub.close()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
         db, self._db = self._db, None
         if db is not None:
             with contextlib.suppress(sqlite3.Error):

@@ -3,14 +3,17 @@ connections only; coalesces public market data; closes connections that cannot k
 
 Delivery of a user event:
 
-1. `publish(user, data)` gives it the user's next `seq`, encodes the envelope once, inserts the
-   frame into the event log (no commit yet), appends it to the user's in-memory replay ring and
-   to the pending batch, and schedules a flush with `loop.call_soon`.
-2. `flush()` commits once for the whole batch, then hands each frame (the same bytes) to every
-   subscribed connection of its user whose topic and symbol filters accept it, all of one
-   connection's frames of the batch in one `send_frames` call (one socket write).
+1. `publish(user, data)` gives it the user's next `seq`, encodes the envelope once, appends it
+   to the user's in-memory replay ring and to the pending batch, and schedules a flush with
+   `loop.call_soon`.
+2. `flush()` inserts the whole batch into the event log with one statement and commits once,
+   then hands each frame (the same bytes) to every subscribed connection of its user whose
+   topic and symbol filters accept it, all of one connection's frames of the batch in one
+   `send_frames` call (one socket write).
 
-So an event is on disk before any socket sees it, and a burst of publishes costs one commit.
+So an event is on disk before any socket sees it, and a burst of publishes costs one insert
+statement and one commit. If the write fails, nothing of the batch is delivered: it is logged
+and tried again shortly, in order, with the events published meanwhile.
 Anything that reads state for a client (HELLO, subscribe, a REST snapshot) flushes first, so
 the `seq` it reports is committed and matches the data read.
 
@@ -33,7 +36,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol
@@ -52,7 +55,7 @@ from ginie_server.clock import Clock
 from ginie_server.config import Limits
 from ginie_server.sources import MarketData
 from ginie_server.storage.db import read_epoch
-from ginie_server.storage.event_log import EventLog
+from ginie_server.storage.event_log import EventLog, LogRow
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,12 @@ class Hub:
         self._clients: dict[Connection, _Client] = {}
         self._by_user: dict[str, dict[Connection, _Client]] = {}
         self._pending: list[tuple[str, _Logged]] = []
+        """Published events not yet delivered (they are delivered once committed)."""
+        self._unwritten: list[LogRow] = []
+        """Log rows of the events published since the last commit."""
+        self._inserted = 0
+        """How many of `_unwritten` are inserted in the open transaction (after a failure)."""
+        self._prune_due: dict[str, int] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._market_latest: dict[tuple[str, str], MarketData] = {}
         self._metrics: dict[str, UserMetrics] = {}
@@ -196,14 +205,14 @@ class Hub:
         ts = self._clock.now_ms()
         text = encode(make_event(data, ts=ts, seq=seq, epoch=self._epoch))
         symbol = getattr(data, "symbol", None)
-        self._log.append(user, seq, event_type, symbol, ts, text)
+        self._unwritten.append((user, seq, event_type, symbol, ts, text))
         user_log.seq = seq
         entry = _Logged(seq, event_type, symbol, text.encode())
         user_log.ring.append(entry)
         self._pending.append((user, entry))
         self.metrics(user).events_published += 1
         if seq % PRUNE_EVERY == 0 and seq > self._limits.log_keep:
-            self._log.prune(user, self._limits.log_keep, seq)
+            self._prune_due[user] = seq
         self._schedule_flush()
 
     def publish_market(self, data: MarketData) -> None:
@@ -222,16 +231,16 @@ class Hub:
                 self._offer_market(client, key, frame, now)
 
     def flush(self) -> None:
-        """Commit the pending batch, then deliver it. Safe to call at any time."""
+        """Write and commit the pending batch, then deliver it. Safe to call at any time."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         if not self._pending:
             return
         try:
-            self._db.commit()
+            self._write_and_commit()
         except sqlite3.Error:
-            log.exception("event log commit failed; delivery retried shortly")
+            log.exception("event log write failed; delivery retried shortly")
             self._retry_flush()
             return
         pending, self._pending = self._pending, []
@@ -247,6 +256,34 @@ class Hub:
         for client, frames in batches.items():
             if client.conn in self._clients:
                 self._send_batch(client, frames)
+
+    def _write_and_commit(self) -> None:
+        """Insert the unwritten rows with one statement, prune where due, and commit.
+
+        Rows are counted as SQLite consumes them, so after a failure a retry inserts only
+        the rows that are not in the open transaction (all of them if SQLite rolled it back).
+        """
+        rows = self._unwritten
+        inserted = self._inserted
+
+        def counted() -> Iterator[LogRow]:
+            nonlocal inserted
+            for row in islice(rows, inserted, None):
+                yield row
+                inserted += 1
+
+        try:
+            if inserted < len(rows):
+                self._log.append_many(counted())
+            while self._prune_due:
+                user, seq = self._prune_due.popitem()
+                self._log.prune(user, self._limits.log_keep, seq)
+            self._db.commit()
+        except sqlite3.Error:
+            self._inserted = inserted if self._db.in_transaction else 0
+            raise
+        self._unwritten = []
+        self._inserted = 0
 
     # ------------------------------------------------------------------ connections
 
@@ -354,7 +391,7 @@ class Hub:
     def lifecycle_page(self, user: str, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
         """The user's LIFECYCLE_EVENT data from the event log, newest first, each with `seq`."""
         self.flush()
-        return self._log.page(user, "LIFECYCLE_EVENT", limit, before_seq)
+        return self._log.lifecycle_page(user, limit, before_seq)
 
     def market_latest(
         self, event_type: str, symbols: Iterable[str] | None = None

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
+
+LogRow = tuple[str, int, str, str | None, int, str]
+"""One event as the log stores it: `(user, seq, type, symbol, ts, frame)`."""
+
+INSERT = "INSERT INTO events (user, seq, type, symbol, ts, frame) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class EventLog:
@@ -21,10 +27,12 @@ class EventLog:
     def append(
         self, user: str, seq: int, event_type: str, symbol: str | None, ts: int, frame: str
     ) -> None:
-        self._conn.execute(
-            "INSERT INTO events (user, seq, type, symbol, ts, frame) VALUES (?, ?, ?, ?, ?, ?)",
-            (user, seq, event_type, symbol, ts, frame),
-        )
+        self._conn.execute(INSERT, (user, seq, event_type, symbol, ts, frame))
+
+    def append_many(self, rows: Iterable[LogRow]) -> None:
+        """Insert rows in order with one statement. If a row fails, the rows before it stay
+        inserted (uncommitted) and the exception propagates."""
+        self._conn.executemany(INSERT, rows)
 
     def last_seq(self, user: str) -> int:
         row = self._conn.execute("SELECT MAX(seq) FROM events WHERE user = ?", (user,)).fetchone()
@@ -42,14 +50,16 @@ class EventLog:
         )
         return [(int(seq), str(kind), symbol, str(frame)) for seq, kind, symbol, frame in rows]
 
-    def page(
-        self, user: str, event_type: str, limit: int, before_seq: int | None
-    ) -> list[dict[str, Any]]:
-        """The `data` of up to `limit` events of one type, newest first, each with its `seq`."""
+    def lifecycle_page(self, user: str, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
+        """The `data` of up to `limit` LIFECYCLE_EVENTs, newest first, each with its `seq`.
+
+        The type is a literal in the query so that SQLite can use the partial index
+        `lifecycle_events` (a bound parameter cannot prove the index's condition).
+        """
         rows = self._conn.execute(
-            "SELECT seq, frame FROM events WHERE user = ? AND type = ? AND seq < ? "
-            "ORDER BY seq DESC LIMIT ?",
-            (user, event_type, before_seq if before_seq is not None else 2**62, limit),
+            "SELECT seq, frame FROM events WHERE user = ? AND type = 'LIFECYCLE_EVENT' "
+            "AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (user, before_seq if before_seq is not None else 2**62, limit),
         )
         items: list[dict[str, Any]] = []
         for seq, frame in rows:
