@@ -18,6 +18,7 @@ Lossy corners, chosen on purpose:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -139,7 +140,7 @@ def _number(event: str, data: Mapping[str, Any], key: str) -> float:
         raise BinancePayloadError(event, f"field {key!r} is not a number: {value!r}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BinancePayloadError(event, f"field {key!r} is not a number: {value!r}") from None
     if not math.isfinite(number):
         raise BinancePayloadError(event, f"field {key!r} is not finite: {value!r}")
@@ -154,6 +155,10 @@ def _optional_number(event: str, data: Mapping[str, Any], key: str) -> float | N
     return number if number != 0 else None
 
 
+_DIGITS = re.compile(r"-?[0-9]+")
+"""An integer as a string: ASCII digits only (`str.isdigit` also accepts '²' and the like)."""
+
+
 def _integer(event: str, data: Mapping[str, Any], key: str) -> int:
     """An integer, also accepted as a string of digits (some events send times as strings)."""
     value = _field(event, data, key)
@@ -161,7 +166,7 @@ def _integer(event: str, data: Mapping[str, Any], key: str) -> int:
         raise BinancePayloadError(event, f"field {key!r} is not an integer: {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         return int(value)
     raise BinancePayloadError(event, f"field {key!r} is not an integer: {value!r}")
 
@@ -318,6 +323,13 @@ def _net_legs(legs: list[tuple[float, float, float, float]]) -> _Leg:
     return net
 
 
+def _finite_leg(event: str, symbol: str, net: _Leg) -> _Leg:
+    """`net`, if netting its legs kept every number finite (huge legs can overflow)."""
+    if not all(map(math.isfinite, (net.size, net.entry_price, net.unrealized_pnl, net.margin))):
+        raise BinancePayloadError(event, f"position {symbol!r} overflows when netted")
+    return net
+
+
 def account_update(
     payload: Mapping[str, Any],
     *,
@@ -366,7 +378,7 @@ def account_update(
         )
     new_positions = []
     for symbol, symbol_legs in legs.items():
-        net = _net_legs(symbol_legs)
+        net = _finite_leg(event, symbol, _net_legs(symbol_legs))
         previous_position = positions.get(symbol)
         mark = mark_prices.get(symbol)
         if mark is None:
@@ -677,7 +689,7 @@ def rest_positions(
         updated[symbol] = _integer(event, item, "updateTime") if "updateTime" in item else now_ms
     positions = []
     for symbol, symbol_legs in legs.items():
-        net = _net_legs(symbol_legs)
+        net = _finite_leg(event, symbol, _net_legs(symbol_legs))
         cached = previous.get(symbol)
         positions.append(
             Position(
@@ -705,13 +717,16 @@ def rest_balances(items: list[Any], *, now_ms: int) -> list[Balance]:
         wallet = _number(event, item, "balance")
         available = _number(event, item, "availableBalance")
         unrealized = _number(event, item, "crossUnPnl") if "crossUnPnl" in item else 0.0
+        margin_used = max(0.0, wallet + unrealized - available)
+        if not math.isfinite(margin_used):
+            raise BinancePayloadError(event, "the margin in use overflows")
         balances.append(
             Balance(
                 asset=_text(event, item, "asset"),
                 wallet_balance=wallet,
                 available_balance=available,
                 unrealized_pnl=unrealized,
-                margin_used=max(0.0, wallet + unrealized - available),
+                margin_used=margin_used,
                 updated_at=_integer(event, item, "updateTime") if "updateTime" in item else now_ms,
             )
         )
