@@ -153,6 +153,7 @@ async def test_a_malformed_server_frame_costs_the_console_that_frame_only(
 def test_a_malformed_snapshot_leaves_good_topics_and_logs_the_rest(
     data: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.clear()
     caplog.set_level(logging.WARNING)
     console = HeadlessConsole(FeedSettings(url="http://127.0.0.1:9", token="t"))
     store = console.store
@@ -163,3 +164,5 @@ def test_a_malformed_snapshot_leaves_good_topics_and_logs_the_rest(
     held = store.get("BALANCE_UPDATE", "USDT")
     assert held is not None and held.wallet_balance == 1.0
     assert store.seq == 2
+    left_out = [r for r in caplog.records if r.getMessage().startswith("store left out")]
+    assert len(left_out) == store.rejected
