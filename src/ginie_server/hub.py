@@ -216,10 +216,16 @@ class Hub:
         self._schedule_flush()
 
     def publish_market(self, data: MarketData) -> None:
-        """Offer a public market event to every subscribed connection that wants it."""
+        """Offer a public market event to every subscribed connection that wants it.
+
+        User events published before it are committed and sent first, so publish order holds
+        and a market tick to every connection never holds back a user event.
+        """
         event_type = EVENT_TYPE_OF.get(type(data))
         if event_type not in MARKET_TYPES:
             raise TypeError(f"{type(data).__name__} is not the data of a market event")
+        if self._pending:
+            self.flush()
         key = (event_type, data.symbol)
         self._market_latest[key] = data
         frame: bytes | None = None
