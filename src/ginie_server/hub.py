@@ -180,6 +180,7 @@ class Hub:
         self._inserted = 0
         """How many of `_unwritten` are inserted in the open transaction (after a failure)."""
         self._prune_due: dict[str, int] = {}
+        """Users whose log passed another `PRUNE_EVERY` events: their last seq, pruned at flush."""
         self._flush_handle: asyncio.Handle | None = None
         self._market_latest: dict[tuple[str, str], MarketData] = {}
         self._metrics: dict[str, UserMetrics] = {}
