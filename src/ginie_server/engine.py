@@ -21,8 +21,18 @@ mode timers, a scan when a new 1-minute candle has closed, mark-price refreshes 
 and P&L (at most once a second per user). Started with `loop_seconds`, the engine pumps by
 itself; with None the owner calls `pump()` (deterministic tests).
 
+Memory stays bounded however long the server runs: per user it holds every live chain
+(pending, open, partially closed) and pending signal, and only the newest `KEPT_CHAINS` finished
+chains and `autopilot.KEPT_SIGNALS` decided signals (`domain.retention`); older ones stay in
+SQLite only. The `CHAIN_UPDATE` and `SIGNAL_UPDATE` snapshots therefore hold the live items and
+that bounded tail of finished ones; orders and trades are cut to `KEPT_ORDERS` / `KEPT_TRADES`
+(open orders always kept). Performance, P&L and trade counts are running totals over the whole
+history, kept in the user's internal books, never recomputed from chains. Work per flush and
+per round touches only live chains and the chains changed since the last flush.
+
 Limits: a scan looks at the newest closed candle only; minutes a slow loop skipped are not
-scanned. Per-user state lives in memory; users are loaded at start and on first attach.
+scanned. Per-user state lives in memory; users are loaded at start and on first attach. An
+update for a chain that has left memory reads it back from the database.
 """
 
 from __future__ import annotations
@@ -73,6 +83,8 @@ from ginie_server import __version__
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import (
+    KEPT_SIGNALS,
+    LIVE_SIGNAL,
     Autopilot,
     Gates,
     RulesError,
@@ -83,6 +95,7 @@ from ginie_server.domain.autopilot import (
 from ginie_server.domain.breaker import Breaker
 from ginie_server.domain.market import SYMBOL_SPECS, round_to
 from ginie_server.domain.pnl import PnlBook
+from ginie_server.domain.retention import Retained
 from ginie_server.domain.signals import ModeProfile, Verdict, evaluate
 from ginie_server.exchange.base import Exchange, ExchangeError, OrderRequest
 from ginie_server.exchange.paper import AccountLoader, PaperAccountState, PaperExchange
@@ -99,6 +112,8 @@ log = logging.getLogger(__name__)
 
 KEPT_ORDERS = 300
 KEPT_TRADES = 300
+KEPT_CHAINS = 200
+"""Finished chains kept in memory (and in the snapshot) per user; live ones are all kept."""
 MARK_REFRESH_MS = 1_000
 PRICE_SAVE_MS = 5_000
 MARKET_SNAPSHOT_KLINES = 60
@@ -150,7 +165,9 @@ class _User:
     autopilot: Autopilot
     breaker: Breaker
     pnl: PnlBook
-    chains: dict[str, Chain] = field(default_factory=dict)
+    chains: Retained[Chain] = field(default_factory=lambda: Retained(KEPT_CHAINS))
+    touched: dict[str, Chain] = field(default_factory=dict)
+    """Chains changed in memory since the last flush, by id (publish those not yet queued)."""
     safety: dict[str, ModeSafety] = field(default_factory=dict)
     view: dict[str, OrderedDict[str, WireModel]] = field(default_factory=dict)
     pending: list[WireModel | _StepRow] = field(default_factory=list)
@@ -163,12 +180,25 @@ class _User:
         return self.view.get(topic, OrderedDict()).get(key)
 
     def live_chains(self) -> list[Chain]:
-        return [c for c in self.chains.values() if c.status in ("open", "partially_closed")]
+        return [c for c in self.chains.live.values() if c.status in ("open", "partially_closed")]
 
     def active_chains(self) -> list[Chain]:
-        return [
-            c for c in self.chains.values() if c.status in ("pending", "open", "partially_closed")
-        ]
+        return list(self.chains.live.values())
+
+    def put_chain(self, chain: Chain) -> None:
+        """Keep a chain's new state (a finished one joins the bounded tail)."""
+        if self.chains.get(chain.chain_id) == chain:
+            return
+        self.chains.put(chain.chain_id, chain, done=chain.status not in lifecycle.ACTIVE)
+        self.touched[chain.chain_id] = chain
+
+    def retained(self, topic: str) -> Retained[Chain] | Retained[Signal] | None:
+        """The in-memory set a snapshot collection is bounded by, if it is bounded so."""
+        if topic == "CHAIN_UPDATE":
+            return self.chains
+        if topic == "SIGNAL_UPDATE":
+            return self.autopilot.signals
+        return None
 
     def current(self, topic: str) -> OrderedDict[str, WireModel]:
         """A collection topic as it stands: what was published, updated by what is queued."""
@@ -409,7 +439,7 @@ class TradingEngine:
             return
         now = self._clock.now_ms()
         parsed = lifecycle.parse_client_id(order.client_order_id)
-        chain = u.chains.get(parsed[0]) if parsed else None
+        chain = self._find_chain(u, parsed[0]) if parsed else None
         if chain is not None:
             order = order.model_copy(update={"chain_id": chain.chain_id})
         self._queue(u, order)
@@ -421,10 +451,10 @@ class TradingEngine:
         if u is None:
             return
         parsed = lifecycle.parse_client_id(trade.client_order_id)
-        chain = u.chains.get(parsed[0]) if parsed else None
+        chain = self._find_chain(u, parsed[0]) if parsed else None
         if chain is not None:
             trade = trade.model_copy(update={"chain_id": chain.chain_id})
-            u.chains[chain.chain_id] = lifecycle.on_trade(chain, trade)
+            u.put_chain(lifecycle.on_trade(chain, trade))
         self._queue(u, trade)
         u.pnl.on_fill(trade, chain.mode if chain else None, chain.strategy if chain else None)
         u.pnl_dirty = True
@@ -474,9 +504,19 @@ class TradingEngine:
 
     # ================================================================== chains and trades
 
+    def _find_chain(self, u: _User, chain_id: str) -> Chain | None:
+        """A chain by id: from memory, or read back from the database if it left memory."""
+        chain = u.chains.get(chain_id)
+        if chain is None:
+            stored = self.store.get(u.name, "CHAIN_UPDATE", chain_id)
+            if stored is not None:
+                chain = Chain.model_validate_json(stored)
+                u.chains.put(chain_id, chain, done=chain.status not in lifecycle.ACTIVE)
+        return chain
+
     def _apply(self, u: _User, t: lifecycle.Transition, now: int) -> None:
         before = u.chains.get(t.chain.chain_id)
-        u.chains[t.chain.chain_id] = t.chain
+        u.put_chain(t.chain)
         for step in t.steps:
             u.pending.append(_StepRow(t.chain.chain_id, t.chain.symbol, step, now))
         for action in t.actions:
@@ -609,7 +649,7 @@ class TradingEngine:
         ]
         known_ids = {o.client_order_id for o in orders}
         filled_ids = {o.client_order_id for o in orders if o.status == "FILLED"}
-        for chain in list(u.chains.values()):
+        for chain in list(u.chains.live.values()):
             if chain.status == "pending" and chain.entry_client_order_id not in known_ids:
                 failed = chain.model_copy(
                     update={"status": "failed", "close_reason": "interrupted", "closed_at": now}
@@ -664,7 +704,7 @@ class TradingEngine:
             await self.exchange.place_order(u.name, request)
         except ExchangeError as exc:
             parsed = lifecycle.parse_client_id(action.client_order_id)
-            chain = u.chains.get(parsed[0]) if parsed else None
+            chain = self._find_chain(u, parsed[0]) if parsed else None
             if chain is None or parsed is None:
                 log.warning("order %s refused: %s", action.client_order_id, exc.message)
                 return
@@ -691,8 +731,10 @@ class TradingEngine:
         if publisher is None:
             return
         for u in self._users.values():
-            for chain in u.chains.values():
-                if u.published("CHAIN_UPDATE", chain.chain_id) != chain and chain not in u.pending:
+            touched, u.touched = u.touched, {}
+            for chain_id in sorted(touched, key=_natural):
+                chain = touched[chain_id]
+                if u.published("CHAIN_UPDATE", chain_id) != chain and chain not in u.pending:
                     u.pending.append(chain)
             if u.pnl_dirty:
                 u.pending.append(u.pnl.pnl(self._unrealized(u), self._equity(u)))
@@ -714,11 +756,33 @@ class TradingEngine:
                 key = str(getattr(item, key_field)) if key_field else ""
                 items_of_topic = u.view.setdefault(topic, OrderedDict())
                 items_of_topic[key] = item
-                self.store.put(u.name, topic, key, item)
+                self.store.put(u.name, topic, key, item, self._finish_rank(u, topic, key, item))
                 self._prune(u, topic, items_of_topic)
                 publisher.publish(u.name, item)
 
+    @staticmethod
+    def _finish_rank(u: _User, topic: str, key: str, item: WireModel) -> int | None:
+        """The rank a finished chain or signal is stored with; None for anything else.
+
+        One that already left memory again ranks 0, below every one still kept."""
+        if isinstance(item, Chain) and item.status in lifecycle.ACTIVE:
+            return None
+        if isinstance(item, Signal) and item.status in LIVE_SIGNAL:
+            return None
+        retained = u.retained(topic)
+        if retained is None:
+            return None
+        return retained.rank(key) or 0
+
     def _prune(self, u: _User, topic: str, items: OrderedDict[str, WireModel]) -> None:
+        """Bound a published collection: chains and signals to what memory retains (the rest
+        stays in the database), orders and trades to their newest (the rest is deleted)."""
+        retained = u.retained(topic)
+        if retained is not None:
+            if len(items) > len(retained):
+                for key in [k for k in items if k not in retained]:
+                    del items[key]
+            return
         bound = {"ORDER_UPDATE": KEPT_ORDERS, "TRADE_UPDATE": KEPT_TRADES}.get(topic)
         if bound is None or len(items) <= bound:
             return
@@ -850,9 +914,12 @@ class TradingEngine:
         }
 
     def _load_user(self, name: str, now: int) -> _User:
-        topics, internal = self.store.load(name)
+        """A user's books from the database: live chains and signals, the newest finished
+        ones, everything else published, and the internal books."""
+        state = self.store.load(name, finished_limit=max(KEPT_CHAINS, KEPT_SIGNALS))
+        internal = state.internal
         u = self._new_user(name, now)
-        for topic, items in topics.items():
+        for topic, items in state.topics.items():
             model = DATA_MODEL_OF[topic]
             loaded = [model.model_validate_json(js) for js in items.values()]
             key_field = KEY_FIELD[topic]
@@ -865,12 +932,14 @@ class TradingEngine:
         rules = u.published("AUTOPILOT_RULES_UPDATE")
         if isinstance(rules, AutopilotRules):
             u.autopilot.rules = rules
-        for signal in u.view.get("SIGNAL_UPDATE", OrderedDict()).values():
-            if isinstance(signal, Signal):
-                u.autopilot.signals[signal.signal_id] = signal
-        for chain in u.view.get("CHAIN_UPDATE", OrderedDict()).values():
-            if isinstance(chain, Chain):
-                u.chains[chain.chain_id] = chain
+        for topic in ("SIGNAL_UPDATE", "CHAIN_UPDATE"):
+            retained = u.retained(topic)
+            view = u.view.get(topic, OrderedDict())
+            ranks = state.ranks.get(topic, {})
+            assert retained is not None
+            for key in state.topics.get(topic, {}):
+                retained.load(key, view[key], ranks.get(key))  # type: ignore[arg-type]
+            self._prune(u, topic, view)
         for safety in u.view.get("MODE_SAFETY_UPDATE", OrderedDict()).values():
             if isinstance(safety, ModeSafety):
                 u.safety[safety.mode] = safety
@@ -964,7 +1033,10 @@ class TradingEngine:
     def _pending_signal(self, u: _User, signal_id: str) -> Signal:
         signal = u.autopilot.signals.get(signal_id)
         if signal is None:
-            raise CommandError("not_found", f"no signal {signal_id}")
+            stored = self.store.get(u.name, "SIGNAL_UPDATE", signal_id)
+            if stored is None:
+                raise CommandError("not_found", f"no signal {signal_id}")
+            signal = Signal.model_validate_json(stored)
         if signal.status != "pending":
             raise CommandError("conflict", f"signal {signal_id} is already {signal.status}")
         return signal
@@ -1124,7 +1196,7 @@ def paper_account_loader(store: TradingStore) -> AccountLoader:
     """Reload a paper account from what the engine last published for its user."""
 
     def load(user: str) -> PaperAccountState | None:
-        topics, _ = store.load(user)
+        topics = store.load(user, finished_limit=0).topics
         balance_json = topics.get("BALANCE_UPDATE", {}).get("USDT")
         if balance_json is None:
             return None

@@ -8,11 +8,13 @@ counted under that reason in `rejections_by_reason`: `rsi_filter` (from the rule
 a pending signal on the symbol already), `max_open_positions`. At most one signal per symbol
 comes out of a scan. A signal waits for approval until `signal_ttl_seconds` have passed, then
 expires; with `auto_execute` the engine executes it at once.
+
+Signals in memory: every pending one, and the newest `KEPT_SIGNALS` decided ones
+(`retention.Retained`); older decided signals live on in the database only.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +28,15 @@ from ginie_protocol.events import (
     Signal,
 )
 from ginie_server.domain.market import SYMBOL_SPECS, floor_to, round_to
+from ginie_server.domain.retention import Retained
 from ginie_server.domain.signals import PROFILES, Idea, ModeProfile, Verdict, evaluate
 
 SCAN_ORDER: tuple[Mode, ...] = ("position", "swing", "scalp")
 RECENT_DECISIONS = 10
 KEPT_SIGNALS = 200
+"""Decided signals kept in memory per user (pending ones are all kept)."""
+LIVE_SIGNAL = frozenset({"pending", "approved"})
+"""Statuses of a signal still waiting for its decision to be carried out."""
 MIN_NOTIONAL = 5.0
 """The smallest order value in USDT the autopilot sends (Binance refuses smaller ones)."""
 
@@ -129,7 +135,7 @@ class Autopilot:
     next_signal: int = 1
     recent: list[Decision] = field(default_factory=list)
     rejections: dict[str, int] = field(default_factory=dict)
-    signals: OrderedDict[str, Signal] = field(default_factory=OrderedDict)
+    signals: Retained[Signal] = field(default_factory=lambda: Retained(KEPT_SIGNALS))
 
     def status(self, open_positions: int, blocked_reason: str | None) -> GinieStatus:
         state = "stopped" if not self.running else "blocked" if blocked_reason else "running"
@@ -218,8 +224,7 @@ class Autopilot:
         if status != "active":
             return f"mode_{status}"
         if symbol in gates.busy_symbols or any(
-            s.symbol == symbol and s.status in ("pending", "approved")
-            for s in self.signals.values()
+            s.symbol == symbol for s in self.signals.live.values()
         ):
             return "symbol_busy"
         if open_positions >= self.rules.max_open_positions:
@@ -251,14 +256,8 @@ class Autopilot:
         return signal
 
     def put(self, signal: Signal) -> None:
-        """Store a signal's new state, keeping the newest `KEPT_SIGNALS`."""
-        self.signals[signal.signal_id] = signal
-        self.signals.move_to_end(signal.signal_id)
-        while len(self.signals) > KEPT_SIGNALS:
-            oldest = next(iter(self.signals))
-            if self.signals[oldest].status == "pending":
-                break
-            del self.signals[oldest]
+        """Store a signal's new state: pending ones all, decided ones the newest `KEPT_SIGNALS`."""
+        self.signals.put(signal.signal_id, signal, done=signal.status not in LIVE_SIGNAL)
 
     def settle(
         self,
@@ -277,7 +276,9 @@ class Autopilot:
 
     def expire(self, now: int) -> list[Signal]:
         """Pending signals whose time has passed, now expired."""
-        due = [s for s in self.signals.values() if s.status == "pending" and now >= s.expires_at]
+        due = [
+            s for s in self.signals.live.values() if s.status == "pending" and now >= s.expires_at
+        ]
         if due:
             self.rejections["expired"] = self.rejections.get("expired", 0) + len(due)
         return [self.settle(s, "expired", "not approved in time", now) for s in due]

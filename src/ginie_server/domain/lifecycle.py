@@ -29,6 +29,8 @@ _ROLES: frozenset[str] = frozenset({"E", "TP1", "TP2", "SL", "X"})
 _EXITS: tuple[Role, ...] = ("TP1", "TP2", "SL")
 _EPS = 1e-9
 Details = dict[str, str | float | int | bool | None]
+ACTIVE: frozenset[str] = frozenset({"pending", "open", "partially_closed"})
+"""Statuses of a chain that is not over yet; the others (closed, cancelled, failed) are final."""
 
 
 def client_id(chain_id: str, role: Role) -> str:

@@ -3,7 +3,9 @@
 - `trading_state` holds, per user, the last published item of every snapshot topic (keyed as
   the topic is keyed; `''` for a singleton) and the engine's internal books (topic `_engine`).
   Rows are written on the shared connection just before their event is published, so the
-  hub's commit makes state and event durable together.
+  hub's commit makes state and event durable together. A finished chain or signal has a
+  `finished` rank (growing with each that finishes, NULL while live), so a restart loads the
+  live ones and only the newest finished ones (`load(..., finished_limit=)`).
 - `trade_lifecycle_events` has one row per step of a chain; its `id` is the `id` of the
   `LIFECYCLE_EVENT` that reports it.
 - `paper_prices` keeps the paper market's last prices, so a restarted market goes on from them.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from ginie_protocol.events import LifecycleEvent, WireModel
@@ -45,10 +47,35 @@ TRADING_MIGRATIONS = (
         time INTEGER NOT NULL
     );
     """,
+    """
+    ALTER TABLE trading_state ADD COLUMN finished INTEGER;
+    UPDATE trading_state SET finished = json_extract(data, '$.closed_at')
+        WHERE topic = 'CHAIN_UPDATE'
+        AND json_extract(data, '$.status') IN ('closed', 'cancelled', 'failed');
+    UPDATE trading_state SET finished = json_extract(data, '$.decided_at')
+        WHERE topic = 'SIGNAL_UPDATE'
+        AND json_extract(data, '$.status') NOT IN ('pending', 'approved');
+    CREATE INDEX trading_state_live ON trading_state(user, finished);
+    CREATE INDEX trading_state_finished ON trading_state(user, topic, finished);
+    """,
 )
 
 INTERNAL = "_engine"
 """The topic under which the engine keeps its internal books."""
+
+FINISHING_TOPICS = ("CHAIN_UPDATE", "SIGNAL_UPDATE")
+"""Topics whose items finish: their finished rows carry a rank (see the module docstring)."""
+
+
+@dataclass(slots=True)
+class StoredState:
+    """What the database holds of one user: topic -> key -> JSON, the finish rank of each
+    finished item (topic -> key -> rank; finished items come after live ones, oldest
+    first), and the engine's internal books."""
+
+    topics: dict[str, dict[str, str]] = field(default_factory=dict)
+    ranks: dict[str, dict[str, int]] = field(default_factory=dict)
+    internal: dict[str, Any] | None = None
 
 
 class TradingStore:
@@ -64,11 +91,23 @@ class TradingStore:
         rows = self.conn.execute("SELECT DISTINCT user FROM trading_state ORDER BY user")
         return [r[0] for r in rows]
 
-    def put(self, user: str, topic: str, key: str, model: WireModel) -> None:
+    def put(
+        self, user: str, topic: str, key: str, model: WireModel, finished: int | None = None
+    ) -> None:
+        """Write an item's state; `finished` is its finish rank once it has finished."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO trading_state (user, topic, key, data) VALUES (?, ?, ?, ?)",
-            (user, topic, key, model.model_dump_json()),
+            "INSERT OR REPLACE INTO trading_state (user, topic, key, data, finished) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (user, topic, key, model.model_dump_json(), finished),
         )
+
+    def get(self, user: str, topic: str, key: str) -> str | None:
+        """One item's state as JSON, or None."""
+        row = self.conn.execute(
+            "SELECT data FROM trading_state WHERE user = ? AND topic = ? AND key = ?",
+            (user, topic, key),
+        ).fetchone()
+        return row[0] if row else None
 
     def delete(self, user: str, topic: str, key: str) -> None:
         self.conn.execute(
@@ -82,20 +121,32 @@ class TradingStore:
             (user, INTERNAL, json.dumps(data)),
         )
 
-    def load(self, user: str) -> tuple[dict[str, dict[str, str]], dict[str, Any] | None]:
-        """A user's published items as JSON (topic -> key -> JSON, in no particular order)
-        and the internal books, if any."""
-        topics: dict[str, dict[str, str]] = defaultdict(dict)
-        internal: dict[str, Any] | None = None
+    def load(self, user: str, finished_limit: int | None = None) -> StoredState:
+        """A user's published items and internal books: every live item, and of the finished
+        ones the newest `finished_limit` per topic (all of them with None)."""
+        state = StoredState()
         rows = self.conn.execute(
-            "SELECT topic, key, data FROM trading_state WHERE user = ?", (user,)
+            "SELECT topic, key, data FROM trading_state INDEXED BY trading_state_live "
+            "WHERE user = ? AND finished IS NULL",
+            (user,),
         )
         for topic, key, data in rows:
             if topic == INTERNAL:
-                internal = json.loads(data)
+                state.internal = json.loads(data)
             else:
-                topics[topic][key] = data
-        return dict(topics), internal
+                state.topics.setdefault(topic, {})[key] = data
+        limit = -1 if finished_limit is None else finished_limit
+        for topic in FINISHING_TOPICS:
+            newest = self.conn.execute(
+                "SELECT key, data, finished FROM trading_state "
+                "WHERE user = ? AND topic = ? AND finished IS NOT NULL "
+                "ORDER BY finished DESC, key DESC LIMIT ?",
+                (user, topic, limit),
+            ).fetchall()
+            for key, data, rank in reversed(newest):
+                state.topics.setdefault(topic, {})[key] = data
+                state.ranks.setdefault(topic, {})[key] = rank
+        return state
 
     def insert_lifecycle(
         self,
