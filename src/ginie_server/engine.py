@@ -237,7 +237,11 @@ def _qty_step(symbol: str) -> float:
 
 
 class TradingEngine:
-    """The event source of everything a user trades: see the module docstring."""
+    """The event source of everything a user trades: see the module docstring.
+
+    Its `CHAIN_UPDATE` and `SIGNAL_UPDATE` snapshots are bounded: the live chains and pending
+    signals, plus the newest `KEPT_CHAINS` finished chains and `KEPT_SIGNALS` decided signals;
+    older ones are in SQLite only."""
 
     def __init__(
         self,
