@@ -149,6 +149,11 @@ class ConnectionMachine:
 
     # ------------------------------------------------------------------ schedule
 
+    @property
+    def last_poll_at(self) -> int | None:
+        """When the last fallback poll finished (successfully or not), or None before any."""
+        return self._last_poll_at
+
     def next_poll_at(self) -> int | None:
         """When the next fallback poll is due, or None while LIVE (or before any drop)."""
         if self._live or self._dropped_at is None or self._stopped is not None:

@@ -150,6 +150,10 @@ class Feed:
         self._ids = itertools.count(1)
         self._resuming = False
         self._wake: asyncio.Event | None = None
+        self._poll_lock = asyncio.Lock()
+        """Held by a fallback poll from its start to its end, and taken by the link going LIVE:
+        a poll never starts while LIVE, and LIVE waits for a poll already on its way, so the
+        server never sees a poll from a console that is LIVE."""
 
     # ------------------------------------------------------------------ public
 
@@ -326,7 +330,8 @@ class Feed:
             self._resuming = False
             if not self._store.synced:
                 await self._resync()
-            self.machine.connected(self.clock.now_ms())
+            async with self._poll_lock:
+                self.machine.connected(self.clock.now_ms())
             self._wake_poller()
             self._publish_status()
             return True
@@ -390,16 +395,19 @@ class Feed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout)
                 continue
-            try:
-                changes = await self.sync(self._store)
-            except FeedError as exc:
-                self.machine.polled(self.clock.now_ms(), error=str(exc))
-                if exc.fatal:
-                    self._stop(str(exc))
-                    return
-            else:
-                self.machine.polled(self.clock.now_ms())
-                self._report(changes)
+            async with self._poll_lock:
+                if not self.machine.poll_due(self.clock.now_ms()):
+                    continue  # the link came up while this poll waited for the lock
+                try:
+                    changes = await self.sync(self._store)
+                except FeedError as exc:
+                    self.machine.polled(self.clock.now_ms(), error=str(exc))
+                    if exc.fatal:
+                        self._stop(str(exc))
+                        return
+                else:
+                    self.machine.polled(self.clock.now_ms())
+                    self._report(changes)
             self._publish_status()
 
     # ------------------------------------------------------------------ helpers
