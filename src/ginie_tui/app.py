@@ -362,6 +362,9 @@ class GinieApp(App[None]):
         if not any(isinstance(s, PendingSignalsModal) for s in self.screen_stack):
             self.push_screen(PendingSignalsModal(self.store))
 
+    def on_market_panel_symbol_shown(self, message: MarketPanel.SymbolShown) -> None:
+        self.feed.show_market(message.symbol)
+
     def on_signals_panel_pending_requested(self, _: SignalsPanel.PendingRequested) -> None:
         self.action_pending()
 

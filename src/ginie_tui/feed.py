@@ -3,8 +3,11 @@
 One WebSocket to `/ws` (HELLO, subscribe to everything, resume from the store's `seq`, RESYNC by
 one `/api/snapshot`), reconnected with exponential backoff and full jitter; one fallback poller
 that calls `/api/snapshot` only while not LIVE (see connection.py for the schedule); commands
-sent over the socket and answered by ACK. Everything it receives goes into the one Store and is
-then reported to a FeedListener; malformed frames are logged and reported, never fatal.
+sent over the socket and answered by ACK; and one `/api/market/{symbol}` fetch of recent candles
+for each symbol the console shows, once per connection and again after a RESYNC (market events
+are not replayed, so that is how a sparkline gets its history). Everything it receives goes
+into the one Store and is then reported to a FeedListener; malformed frames are logged and
+reported, never fatal.
 
 Limits: one user, one socket; commands are refused unless LIVE; a command whose ACK does not
 come within `command_timeout_s` is reported as unanswered (it may still have run).
@@ -18,6 +21,7 @@ import itertools
 import logging
 import random
 import ssl
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -76,6 +80,9 @@ class FeedPort(Protocol):
     async def command(self, name: str, args: Mapping[str, Any]) -> Ack: ...
 
     def status(self) -> ConnectionStatus: ...
+
+    def show_market(self, symbol: str) -> None:
+        """The console shows `symbol`: bring its recent market history into the store."""
 
 
 class FeedError(Exception):
@@ -154,6 +161,12 @@ class Feed:
         """Held by a fallback poll from its start to its end, and taken by the link going LIVE:
         a poll never starts while LIVE, and LIVE waits for a poll already on its way, so the
         server never sees a poll from a console that is LIVE."""
+        self._subscribed = False
+        self._markets_shown: dict[str, None] = {}
+        """Symbols the console has shown, in order; their history is fetched per connection."""
+        self._markets_fetched: set[str] = set()
+        """Symbols fetched on this connection (cleared when it closes and on a RESYNC)."""
+        self._fetches: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -181,9 +194,10 @@ class Feed:
         try:
             await self._connect_loop()
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in [poller, *self._fetches]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self.close()
 
     async def preflight(self, store: Store) -> None:
@@ -231,6 +245,13 @@ class Feed:
         finally:
             self._pending.pop(command_id, None)
 
+    def show_market(self, symbol: str) -> None:
+        """Fetch `/api/market/{symbol}` into the store once on this connection, at once when the
+        link is up, otherwise when it next comes up. Never on a timer."""
+        self._markets_shown[symbol] = None
+        if self._subscribed:
+            self._fetch_markets()
+
     async def fetch_news(self, url: str) -> list[NewsItem]:
         """Fetch and parse the news document at `url` (no token is sent to it)."""
         async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as client:
@@ -265,6 +286,8 @@ class Feed:
                 reached_live = False
             finally:
                 self._ws = None
+                self._subscribed = False
+                self._markets_fetched.clear()
                 self._fail_pending("the connection closed before the answer came")
             if reached_live:
                 attempt = 0
@@ -332,6 +355,8 @@ class Feed:
                 await self._resync()
             async with self._poll_lock:
                 self.machine.connected(self.clock.now_ms())
+            self._subscribed = True
+            self._fetch_markets()
             self._wake_poller()
             self._publish_status()
             return True
@@ -363,6 +388,33 @@ class Feed:
     async def _resync(self) -> None:
         self._report(await self.sync(self._store))
         self.machine.synced(self.clock.now_ms())
+        self._markets_fetched.clear()
+        if self._subscribed:
+            self._fetch_markets()
+
+    # ------------------------------------------------------------------ market history
+
+    def _fetch_markets(self) -> None:
+        """Start a fetch for each shown symbol not yet fetched on this connection."""
+        for symbol in self._markets_shown:
+            if symbol not in self._markets_fetched:
+                self._markets_fetched.add(symbol)
+                task = asyncio.create_task(self._fetch_market(symbol), name=f"market-{symbol}")
+                self._fetches.add(task)
+                task.add_done_callback(self._fetches.discard)
+
+    async def _fetch_market(self, symbol: str) -> None:
+        path = "/api/market/" + urllib.parse.quote(symbol, safe="")
+        try:
+            body = await self._get_json(path, {})
+        except FeedError as exc:
+            self._problem(f"market data of {symbol} not fetched: {exc}")
+            return
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            self._problem(f"{path} answered something that is not {{epoch, seq, data}}")
+            return
+        self._report(self._store.apply_market(data, self.clock.now_ms()))
 
     async def _ping_loop(self, ws: ClientConnection) -> None:
         """Measure latency by ping round trip; drop a socket silent for two ping timeouts."""

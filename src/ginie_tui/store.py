@@ -3,8 +3,10 @@
 Pure state, no Textual and no network. User events are applied in `seq` order and idempotently:
 an event at or below the last applied `seq` is a duplicate and is dropped; an event past the next
 `seq` is a gap and is not applied (the feed then resumes or resyncs). Market events carry no `seq`
-and are kept latest-wins per symbol. Collections are bounded: when one is full the item updated
-least recently is evicted.
+and are kept latest-wins per symbol, with a bounded history of candles per symbol (closed ones
+by open time, the forming one replaced in place) fed by live events and by one REST fetch of
+`/api/market/{symbol}` per symbol and connection (see `apply_market`). Collections are
+bounded: when one is full the item updated least recently is evicted.
 
 Limits: the store trusts the server's `seq` numbering within an epoch; it does not re-order
 events, it only refuses the ones that do not follow.
@@ -39,7 +41,8 @@ DEFAULT_LIMITS: dict[str, int] = {
 
 OTHER_LIMIT = 1_000
 KLINES_PER_SYMBOL = 120
-"""Candles kept per symbol, enough for a sparkline of the last two hours of 1m candles."""
+"""Candles kept per symbol, enough for a sparkline of the last two hours of 1m candles; past it
+the oldest go."""
 
 
 class Outcome(StrEnum):
@@ -175,16 +178,29 @@ class Store:
             if held_book is not None and held_book.time > data.time:
                 return Applied(Outcome.OLDER)
             self._book[data.symbol] = data
-        else:
-            self._put_kline(data)
+        elif not self._put_kline(data):
+            return Applied(Outcome.OLDER)
         self._fresh[topic] = Freshness(now_ms, source)
         return Applied(Outcome.APPLIED, Change(topic, (data.symbol,), source, event=event))
 
-    def _put_kline(self, kline: Kline) -> None:
+    def _put_kline(self, kline: Kline) -> bool:
+        """Hold `kline` by its open time; False when that changed nothing. A candle is replaced
+        only by one at least as far along (closed, then traded volume, which only grows while
+        it forms), so a REST answer never undoes a newer live update; a candle older than a
+        full history is not kept."""
         candles = self._klines.setdefault(kline.symbol, {})
+        held = candles.get(kline.open_time)
+        if held is not None and (
+            held == kline or (held.closed, held.volume) > (kline.closed, kline.volume)
+        ):
+            return False
+        if held is None and len(candles) >= KLINES_PER_SYMBOL:
+            oldest = min(candles)
+            if kline.open_time < oldest:
+                return False
+            del candles[oldest]
         candles[kline.open_time] = kline
-        while len(candles) > KLINES_PER_SYMBOL:
-            del candles[min(candles)]
+        return True
 
     def _put(self, topic: str, data: WireModel) -> tuple[str, ...]:
         field = KEY_FIELD[topic]
@@ -234,6 +250,46 @@ class Store:
             else:
                 self._reject(topic, "an unknown topic in a snapshot")
         return changes
+
+    def apply_market(
+        self, data: Mapping[str, Any], now_ms: int, source: Source = "polled"
+    ) -> list[Change]:
+        """Merge one symbol's market data from `/api/market/{symbol}` into what is held: its
+        recent candles join the history, and a mark price or order book replaces the held one
+        only when it is not older (live events may have overtaken the REST answer)."""
+        changes: list[Change] = []
+        for topic, payload in data.items():
+            if topic not in MARKET_TYPES:
+                self._reject(topic, "a topic that is not market data in a market answer")
+                continue
+            if payload is None:
+                continue
+            model = DATA_MODEL_OF[topic]
+            symbols: dict[str, None] = {}
+            for raw in payload if isinstance(payload, list) else [payload]:
+                item = self._validate(topic, model, raw)
+                if item is not None and self._merge_market(item):
+                    symbols[item.symbol] = None  # type: ignore[attr-defined]
+            if symbols:
+                self._fresh[topic] = Freshness(now_ms, source)
+                changes.append(Change(topic, tuple(symbols), source))
+        return changes
+
+    def _merge_market(self, item: WireModel) -> bool:
+        """Hold a market item unless what is held is newer; True when it was held."""
+        if isinstance(item, MarkPrice):
+            held = self._mark.get(item.symbol)
+            if held is not None and held.time > item.time:
+                return False
+            self._mark[item.symbol] = item
+            return True
+        if isinstance(item, OrderBook):
+            held_book = self._book.get(item.symbol)
+            if held_book is not None and held_book.time > item.time:
+                return False
+            self._book[item.symbol] = item
+            return True
+        return isinstance(item, Kline) and self._put_kline(item)
 
     def _snapshot_topic(self, topic: str, payload: Any) -> bool:
         model = DATA_MODEL_OF[topic]

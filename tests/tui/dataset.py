@@ -309,26 +309,41 @@ def user_models() -> list[WireModel]:
     return models
 
 
-def market_models() -> list[WireModel]:
-    """Market data for two symbols: mark prices, twenty candles, an order book."""
-    models: list[WireModel] = []
-    for symbol, base in (("BTCUSDT", 65000.0), ("ETHUSDT", 3400.0)):
-        step = base / 2000
-        for i in range(20):
-            close = base + step * ((i * 7) % 11 - 5)
-            models.append(
-                Kline(
-                    symbol=symbol,
-                    open_time=T0 - (20 - i) * 60_000,
-                    close_time=T0 - (19 - i) * 60_000 - 1,
-                    open=close - step,
-                    high=close + step,
-                    low=close - 2 * step,
-                    close=close,
-                    volume=10.0 + i,
-                    closed=i < 19,
-                )
+MARKET_BASE = {"BTCUSDT": 65000.0, "ETHUSDT": 3400.0}
+HISTORY = 60
+"""Candles `/api/market/{symbol}` answers with: the closed ones and the forming one."""
+
+
+def kline_history(symbol: str) -> list[Kline]:
+    """A symbol's recent 1m candles, oldest first; the last one is still forming."""
+    base = MARKET_BASE[symbol]
+    step = base / 2000
+    candles: list[Kline] = []
+    for i in range(HISTORY):
+        close = base + step * ((i * 7) % 11 - 5 + 3 * ((i // 12) % 3 - 1))
+        candles.append(
+            Kline(
+                symbol=symbol,
+                open_time=T0 - (HISTORY - i) * 60_000,
+                close_time=T0 - (HISTORY - 1 - i) * 60_000 - 1,
+                open=close - step,
+                high=close + step,
+                low=close - 2 * step,
+                close=close,
+                volume=10.0 + i,
+                closed=i < HISTORY - 1,
             )
+        )
+    return candles
+
+
+def market_models() -> list[WireModel]:
+    """Live market data for two symbols: the forming candle, the mark price, an order book."""
+    models: list[WireModel] = []
+    for symbol, base in MARKET_BASE.items():
+        step = base / 2000
+        forming = kline_history(symbol)[-1]
+        models.append(forming.model_copy(update={"close": forming.close + step, "volume": 80.0}))
         models.append(
             MarkPrice(
                 symbol=symbol,
@@ -348,6 +363,19 @@ def market_models() -> list[WireModel]:
             )
         )
     return models
+
+
+def market_answer(symbol: str) -> dict[str, Any]:
+    """The `data` of `/api/market/{symbol}` for the dataset: the candle history, and a mark
+    price and order book a little older than the live ones."""
+    live = [m for m in market_models() if getattr(m, "symbol", None) == symbol]
+    mark = next(m for m in live if isinstance(m, MarkPrice))
+    book = next(m for m in live if isinstance(m, OrderBook))
+    return {
+        "FUTURES_KLINE_UPDATE": [k.model_dump() for k in kline_history(symbol)],
+        "FUTURES_MARK_PRICE_UPDATE": mark.model_copy(update={"time": T0 - 5_000}).model_dump(),
+        "FUTURES_ORDERBOOK_UPDATE": book.model_copy(update={"time": T0 - 5_000}).model_dump(),
+    }
 
 
 def user_events() -> list[Any]:

@@ -13,7 +13,7 @@ from ginie_protocol import KEY_FIELD, Ack
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.feed import CommandRefused, FeedListener
 from ginie_tui.store import Store
-from tests.tui.dataset import EPOCH, T0, market_events, user_events
+from tests.tui.dataset import EPOCH, T0, market_answer, market_events, user_events
 
 LIVE = ConnectionStatus(ConnState.LIVE, latency_ms=3.4, last_sync_at=T0 - 1_000)
 RECONNECTING = ConnectionStatus(
@@ -32,13 +32,16 @@ STALE = ConnectionStatus(ConnState.STALE, latency_ms=3.4, last_sync_at=T0 - 35_0
 
 class RecordedFeed:
     """A FeedPort with a fixed status. Commands are recorded and answered `ok`; events reach
-    the store only when the test calls `deliver`, as they would from the server."""
+    the store only when the test calls `deliver`, as they would from the server. A symbol the
+    console shows gets the dataset's `/api/market/{symbol}` answer once, as from the server."""
 
     def __init__(self, status: ConnectionStatus = LIVE) -> None:
         self.fixed = status
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.store: Store | None = None
         self.listener: FeedListener | None = None
+        self.markets_shown: list[str] = []
+        self._markets_fetched: set[str] = set()
         self._ids = itertools.count(1)
 
     def status(self) -> ConnectionStatus:
@@ -47,7 +50,22 @@ class RecordedFeed:
     async def run(self, store: Store, listener: FeedListener) -> None:
         self.store = store
         self.listener = listener
+        self._fetch_markets()
         await asyncio.Event().wait()
+
+    def show_market(self, symbol: str) -> None:
+        self.markets_shown.append(symbol)
+        self._fetch_markets()
+
+    def _fetch_markets(self) -> None:
+        if self.store is None or self.listener is None:
+            return
+        for symbol in dict.fromkeys(self.markets_shown):
+            if symbol not in self._markets_fetched:
+                self._markets_fetched.add(symbol)
+                changes = self.store.apply_market(market_answer(symbol), T0 - 2_000)
+                if changes:
+                    self.listener.feed_changes(changes)
 
     async def command(self, name: str, args: Mapping[str, Any]) -> Ack:
         if not self.fixed.live:

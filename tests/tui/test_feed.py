@@ -19,7 +19,7 @@ from ginie_tui.connection import ConnectionStatus
 from ginie_tui.feed import CommandRefused, Feed, FeedSettings
 from ginie_tui.store import Change, Store
 from tests.harness import wait_for
-from tests.tui.dataset import T0
+from tests.tui.dataset import HISTORY, T0, kline_history
 from tests.tui.test_store import signal
 
 EPOCH = "E1"
@@ -56,6 +56,8 @@ class ScriptedServer:
         self.connections = 0
         self.snapshot_seq = snapshot_seq
         self.after_resync: list[str] = []
+        self.market_calls: list[str] = []
+        self.sockets: list[ServerConnection] = []
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.startswith("/api/snapshot"):
@@ -63,10 +65,19 @@ class ScriptedServer:
             data = {"SIGNAL_UPDATE": [signal(self.snapshot_seq).model_dump()]}
             body = {"epoch": EPOCH, "seq": self.snapshot_seq, "data": data}
             return connection.respond(200, json.dumps(body))
+        if request.path.startswith("/api/market/"):
+            symbol = request.path.removeprefix("/api/market/")
+            self.market_calls.append(symbol)
+            if symbol == "BADUSDT":
+                return connection.respond(200, "not json")
+            klines = [k.model_dump() for k in kline_history(symbol)]
+            body = {"epoch": EPOCH, "seq": 0, "data": {"FUTURES_KLINE_UPDATE": klines}}
+            return connection.respond(200, json.dumps(body))
         return None
 
     async def handler(self, ws: ServerConnection) -> None:
         self.connections += 1
+        self.sockets.append(ws)
         hello = {"type": "HELLO", "protocol": 1, "user": "u", "epoch": EPOCH, "seq": 0}
         await ws.send(json.dumps({**hello, "server_time": T0}))
         async for raw in ws:
@@ -148,3 +159,34 @@ async def test_commands_are_answered_by_their_ack_and_refused_when_not_live() ->
                 {"op": "command", "id": ack.id, "name": "ginie.stop", "args": {}}
             ]
             await wait_for(lambda: feed.status().latency_ms is not None)
+
+
+async def test_a_shown_symbol_is_fetched_once_per_connection_and_again_after_a_resync() -> None:
+    server = ScriptedServer([[], [event(10)]], snapshot_seq=9)
+    async with scripted(server) as url, running_feed(url) as (feed, store, recorder):
+        feed.show_market("BTCUSDT")
+        await wait_for(lambda: len(store.klines("BTCUSDT")) == HISTORY)
+        feed.show_market("BTCUSDT")
+        feed.show_market("ETHUSDT")
+        await wait_for(lambda: len(store.klines("ETHUSDT")) == HISTORY)
+        assert server.market_calls == ["BTCUSDT", "ETHUSDT"]
+        assert any(c.topic == "FUTURES_KLINE_UPDATE" for c in recorder.changes)
+
+        resync = json.dumps({"type": "RESYNC", "epoch": EPOCH, "seq": 9, "reason": "too old"})
+        await server.sockets[0].send(resync)
+        await wait_for(lambda: len(server.market_calls) == 4)
+        assert sorted(server.market_calls[2:]) == ["BTCUSDT", "ETHUSDT"]
+
+        await server.sockets[0].close()
+        await wait_for(lambda: len(server.market_calls) == 6 and store.seq == 10, timeout=10)
+        assert sorted(server.market_calls[4:]) == ["BTCUSDT", "ETHUSDT"], "a new connection"
+        assert server.snapshot_calls == 2, "the start-up snapshot and the RESYNC, no timer"
+
+
+async def test_a_market_answer_that_is_not_json_is_reported() -> None:
+    server = ScriptedServer([[]])
+    async with scripted(server) as url, running_feed(url) as (feed, store, recorder):
+        feed.show_market("BADUSDT")
+        await wait_for(lambda: any("BADUSDT" in p for p in recorder.problems))
+        assert store.klines("BADUSDT") == []
+        assert feed.status().live

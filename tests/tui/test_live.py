@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from textual.widgets import Sparkline
 
 from ginie_protocol.events import Signal
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
@@ -22,6 +23,7 @@ from ginie_tui.feed import CommandRefused, Feed, FeedSettings
 from ginie_tui.screens.modals import PendingSignalsModal
 from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator
+from ginie_tui.widgets.market import MarketPanel
 from ginie_tui.widgets.signals import SignalsPanel
 from tests.faults.proxy import Direction, FaultProxy, is_websocket_upgrade
 from tests.harness import running_server, wait_for
@@ -68,13 +70,30 @@ def state_is(app: GinieApp, state: ConnState) -> Callable[[], bool]:
     return lambda: app.status.state is state
 
 
-async def snapshot_calls(url: str, token: str) -> int:
+async def rest_calls(url: str, token: str, route: str) -> int:
+    """How many calls of `route` the server counted for the token's user."""
     async with httpx.AsyncClient() as client:
         answer = await client.get(
             f"{url}/api/metrics", headers={"Authorization": f"Bearer {token}"}
         )
     calls: dict[str, int] = answer.json()["rest_calls"]
-    return calls.get("/api/snapshot", 0)
+    return calls.get(route, 0)
+
+
+async def snapshot_calls(url: str, token: str) -> int:
+    return await rest_calls(url, token, "/api/snapshot")
+
+
+async def market_calls(url: str, token: str) -> int:
+    return await rest_calls(url, token, "/api/market/{symbol}")
+
+
+async def market_calls_reach(url: str, token: str, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    """Wait until the server has counted `count` market calls; TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while await market_calls(url, token) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} market calls after {timeout} s")
 
 
 def market_span_reaches(app: GinieApp, seconds: float) -> Callable[[], bool]:
@@ -155,6 +174,45 @@ async def test_fallback_polls_at_the_interval_and_never_while_live(tmp_path: Pat
             back_live = await snapshot_calls(rs.url, rs.token)
             await wait_for(market_span_reaches(app, 2.5 * POLL_S), timeout=10)
             assert await snapshot_calls(rs.url, rs.token) == back_live, "no poll while LIVE"
+
+
+async def test_a_shown_symbol_gets_its_candle_history_once_per_connection(
+    tmp_path: Path,
+) -> None:
+    """The market panel's symbol brings `/api/market/{symbol}` into the store through the feed:
+    once per symbol and connection, again after a reconnect, never on a timer."""
+    async with running_server(tmp_path) as rs, FaultProxy("127.0.0.1", rs.server.port) as proxy:
+        app, _ = console(proxy.url, rs.token)
+        async with app.run_test(size=SIZE):
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            panel = app.query_one(MarketPanel)
+            await wait_for(lambda: panel.symbol != "", timeout=10)
+            first = panel.symbol
+            await wait_for(lambda: len(app.store.klines(first)) > 1, timeout=5)
+            async with httpx.AsyncClient() as client:
+                reply = await client.get(f"{rs.url}/api/market/{first}", headers=rs.auth())
+            served = reply.json()["data"]["FUTURES_KLINE_UPDATE"]
+            held = {k.open_time for k in app.store.klines(first)}
+            assert len(served) > 1 and {k["open_time"] for k in served[:-1]} <= held
+            spark = panel.query_one(Sparkline)
+            await wait_for(lambda: len(list(spark.data or [])) == len(app.store.klines(first)))
+            assert await market_calls(rs.url, rs.token) == 2, "the console's fetch and ours"
+
+            panel.cycle(1)
+            await wait_for(lambda: panel.symbol not in ("", first), timeout=5)
+            second = panel.symbol
+            await wait_for(lambda: len(app.store.klines(second)) > 1, timeout=5)
+            panel.cycle(-1)
+            await wait_for(lambda: panel.symbol == first, timeout=5)
+            await wait_for(market_span_reaches(app, 1.5), timeout=10)
+            assert await market_calls(rs.url, rs.token) == 3, "once per symbol, no timer"
+
+            proxy.cut_all()
+            await wait_for(lambda: not app.status.live, timeout=5)
+            await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            await market_calls_reach(rs.url, rs.token, 5)
+            await wait_for(market_span_reaches(app, 1.0), timeout=10)
+            assert await market_calls(rs.url, rs.token) == 5, "both symbols again, only once"
 
 
 def free_port() -> int:

@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from ginie_protocol import KEY_FIELD, encode, make_event
-from ginie_protocol.events import LifecycleEvent, MarkPrice, OrderBook, Signal
-from ginie_tui.store import Outcome, Store
-from tests.tui.dataset import EPOCH, T0, market_events, user_events, user_models
+from ginie_protocol.events import Kline, LifecycleEvent, MarkPrice, OrderBook, Signal
+from ginie_tui.store import KLINES_PER_SYMBOL, Outcome, Store
+from tests.tui.dataset import (
+    EPOCH,
+    T0,
+    kline_history,
+    market_answer,
+    market_events,
+    user_events,
+    user_models,
+)
 
 
 def signal(n: int, status: str = "pending") -> Signal:
@@ -200,7 +208,7 @@ def test_market_events_are_latest_wins_per_symbol() -> None:
     for e in market_events():
         assert store.apply_event(e, T0).outcome is Outcome.APPLIED
     assert store.market_symbols() == ["BTCUSDT", "ETHUSDT"]
-    assert len(store.klines("BTCUSDT")) == 20
+    assert len(store.klines("BTCUSDT")) == 1, "live events bring the forming candle"
     newer = MarkPrice(
         symbol="BTCUSDT",
         mark_price=1.0,
@@ -218,17 +226,64 @@ def test_market_events_are_latest_wins_per_symbol() -> None:
     assert store.seq == 0, "market events carry no seq and do not move it"
 
 
-def test_klines_replace_by_open_time_and_are_bounded() -> None:
+def test_klines_replace_by_open_time_only_with_a_candle_further_along() -> None:
     store = Store()
-    events = [e for e in market_events() if e.type == "FUTURES_KLINE_UPDATE"]
-    last = events[19].data
-    store.apply_event(events[19], T0)
-    store.apply_event(make_event(last.model_copy(update={"close": 1.0}), ts=T0), T0)
-    assert [k.close for k in store.klines("BTCUSDT")] == [1.0]
+    forming = kline_history("BTCUSDT")[-1]
+
+    def apply(kline: Kline) -> Outcome:
+        return store.apply_event(make_event(kline, ts=T0), T0).outcome
+
+    assert apply(forming) is Outcome.APPLIED
+    assert apply(forming.model_copy(update={"close": 1.0, "volume": 99.0})) is Outcome.APPLIED
+    assert apply(forming.model_copy(update={"close": 2.0, "volume": 98.0})) is Outcome.OLDER
+    closed = forming.model_copy(update={"close": 3.0, "volume": 99.5, "closed": True})
+    assert apply(closed) is Outcome.APPLIED
+    assert apply(forming.model_copy(update={"volume": 500.0})) is Outcome.OLDER
+    assert store.klines("BTCUSDT") == [closed]
+
+
+def test_klines_are_bounded_per_symbol_keeping_the_newest() -> None:
+    store = Store()
+    last = kline_history("BTCUSDT")[-1]
     for i in range(200):
-        store.apply_event(make_event(last.model_copy(update={"open_time": i * 60_000}), ts=T0), T0)
+        kline = last.model_copy(update={"open_time": last.open_time - i * 60_000})
+        store.apply_event(make_event(kline, ts=T0), T0)
     candles = store.klines("BTCUSDT")
-    assert len(candles) == 120 and candles[-1].open_time == last.open_time
+    assert len(candles) == KLINES_PER_SYMBOL
+    assert candles[-1].open_time == last.open_time
+    assert candles[0].open_time == last.open_time - (KLINES_PER_SYMBOL - 1) * 60_000
+    too_old = last.model_copy(update={"open_time": 0})
+    assert store.apply_event(make_event(too_old, ts=T0), T0).outcome is Outcome.OLDER
+    assert store.klines("BTCUSDT")[0].open_time != 0
+
+
+def test_a_market_answer_fills_the_history_without_undoing_newer_live_data() -> None:
+    store = Store()
+    for e in market_events():
+        store.apply_event(e, T0)
+    live_forming = store.klines("BTCUSDT")[-1]
+    live_mark = store.mark_price("BTCUSDT")
+    changes = store.apply_market(market_answer("BTCUSDT"), T0 + 5)
+    candles = store.klines("BTCUSDT")
+    assert [k.open_time for k in candles] == [k.open_time for k in kline_history("BTCUSDT")]
+    assert candles[-1] == live_forming, "the live forming candle is further along"
+    assert store.mark_price("BTCUSDT") == live_mark, "the REST mark price is older"
+    assert [c.topic for c in changes] == ["FUTURES_KLINE_UPDATE"]
+    assert changes[0].keys == ("BTCUSDT",) and changes[0].source == "polled"
+    assert store.apply_market(market_answer("BTCUSDT"), T0 + 6) == [], "nothing new"
+    assert store.rejected == 0
+
+
+def test_a_market_answer_leaves_out_what_does_not_fit() -> None:
+    store = Store()
+    answer = market_answer("ETHUSDT")
+    answer["FUTURES_KLINE_UPDATE"] = [{"symbol": "ETHUSDT"}, *answer["FUTURES_KLINE_UPDATE"][:3]]
+    answer["FUTURES_ORDERBOOK_UPDATE"] = None
+    answer["SIGNAL_UPDATE"] = []
+    changes = store.apply_market(answer, T0)
+    assert store.rejected == 2, "the broken candle and the topic that is not market data"
+    assert len(store.klines("ETHUSDT")) == 3 and store.order_book("ETHUSDT") is None
+    assert {c.topic for c in changes} == {"FUTURES_KLINE_UPDATE", "FUTURES_MARK_PRICE_UPDATE"}
 
 
 def test_market_snapshot_payloads_enter_latest_wins() -> None:

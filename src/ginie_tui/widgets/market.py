@@ -1,12 +1,14 @@
 """Market: mark price and funding, a sparkline of candle closes, and the order book.
 
 Market events arrive in bursts; the app collapses a burst into one refresh, and this panel
-renders only the symbol it is showing."""
+renders only the symbol it is showing. When it shows a symbol it says so (`SymbolShown`), and
+the app asks the feed to bring that symbol's recent candles into the store."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Sparkline, Static
 
@@ -30,6 +32,13 @@ class MarketPanel(Panel):
     symbol: reactive[str] = reactive("", init=False)
     """The symbol shown; empty until market data arrives, then the first symbol."""
 
+    class SymbolShown(Message):
+        """The panel now shows `symbol` (its history is wanted in the store)."""
+
+        def __init__(self, symbol: str) -> None:
+            super().__init__()
+            self.symbol = symbol
+
     def compose(self) -> ComposeResult:
         yield Static(id="market-head")
         yield Sparkline([], id="market-spark")
@@ -46,7 +55,8 @@ class MarketPanel(Panel):
             at = symbols.index(self.symbol) if self.symbol in symbols else -step
             self.symbol = symbols[(at + step) % len(symbols)]
 
-    def watch_symbol(self) -> None:
+    def watch_symbol(self, symbol: str) -> None:
+        self.post_message(self.SymbolShown(symbol))
         if self.ready:
             self.refresh_all()
 
