@@ -18,6 +18,7 @@ from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator, describe_status
 from ginie_tui.widgets.lifecycle import SHOWN, LifecyclePanel
 from ginie_tui.widgets.positions import PositionsPanel
+from ginie_tui.widgets.rowlog import RowLog
 from ginie_tui.widgets.signals import SignalsPanel
 from tests.harness import wait_for
 from tests.tui.dataset import EPOCH, T0, user_models
@@ -37,7 +38,9 @@ def app_with(feed: RecordedFeed, store: Store | None = None) -> GinieApp:
 
 
 def cell(app: GinieApp, panel: type, row: str, column: str) -> str:
-    return str(app.query_one(panel).query_one(KeyedTable).get_cell(row, column))
+    table = app.query_one(panel).query_one("KeyedTable, RowLog")
+    assert isinstance(table, KeyedTable | RowLog)
+    return str(table.get_cell(row, column))
 
 
 def hint(modal: PendingSignalsModal) -> str:
@@ -174,9 +177,10 @@ async def test_lifecycle_rows_are_newest_first_and_bounded() -> None:
                 id=100 + n, chain_id="ch-9", symbol="ETHUSDT", step="s", message=str(n), time=T0 + n
             )
             feed.deliver(make_event(row, ts=T0, seq=NEXT_SEQ + n, epoch=EPOCH))
-        table = app.query_one(LifecyclePanel).query_one(KeyedTable)
+        table = app.query_one(LifecyclePanel).query_one(RowLog)
         await wait_for(lambda: table.get_row_at(0)[2] == str(SHOWN + 49))
         assert table.row_count == SHOWN
+        assert table.get_row_at(SHOWN - 1)[2] == "50", "the oldest rows went"
         assert len(app.store.items("LIFECYCLE_EVENT")) == SHOWN + 54
 
 

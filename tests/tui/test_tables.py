@@ -1,5 +1,6 @@
-"""Batched rendering: the keyed table puts a batch, trims and orders it once, and the app merges
-the changes of a burst into one change per topic."""
+"""Batched rendering: the keyed table puts a batch, trims and orders it once; the row log keeps
+rows newest first and bounded, renders each once and scrolls by keyboard; and the app merges the
+changes of a burst into one change per topic."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.app import App, ComposeResult
 from ginie_tui.app import merge_changes
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import KeyedTable, Ranked
+from ginie_tui.widgets.rowlog import RowLog
 
 COLUMNS = (("rank", "Rank", 6), ("text", "Text", 8))
 
@@ -73,6 +75,76 @@ async def test_replace_all_and_remove_leave_exactly_the_rows_wanted() -> None:
         table.upsert("k4", row(4)[1])
         assert shown(table) == ["k7", "k5", "k4"]
         assert table.row_count == len(table.keys) == 3
+
+
+class LogApp(App[None]):
+    def __init__(self, max_rows: int) -> None:
+        super().__init__()
+        self.log_table = RowLog(COLUMNS, max_rows=max_rows)
+
+    def compose(self) -> ComposeResult:
+        yield self.log_table
+
+
+def screen_line(app: App[Any], y: int) -> str:
+    """The text on screen at line `y` (the row log fills the screen)."""
+    return app.log_table.render_line(y).text  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_the_row_log_keeps_the_newest_rows_first_and_bounded() -> None:
+    app = LogApp(max_rows=5)
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.log_table
+        log.upsert_many([row(n) for n in (3, 1, 2)])
+        assert log.keys == ["k3", "k2", "k1"]
+        log.upsert_many([row(n) for n in range(4, 40)])
+        assert log.keys == ["k39", "k38", "k37", "k36", "k35"] and log.row_count == 5
+        log.upsert_many([row(0)])
+        assert log.keys[-1] == "k35", "an older row stays out"
+        log.upsert("k36", [Ranked("36", 36), "changed"])
+        assert log.get_cell("k36", "text") == "changed" and log.keys[3] == "k36"
+        log.replace_all([row(7), row(2)])
+        assert log.keys == ["k7", "k2"] and log.get_row_at(1) == ["2", "t2"]
+        await pilot.pause()
+        assert screen_line(app, 0).split() == ["Rank", "Text"]
+        assert screen_line(app, 1).split() == ["7", "t7"]
+        assert screen_line(app, 2).split() == ["2", "t2"]
+        assert screen_line(app, 3).strip() == ""
+
+
+async def test_the_row_log_renders_a_row_once_and_only_a_changed_row_again() -> None:
+    app = LogApp(max_rows=50)
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.log_table
+        log.upsert_many([row(n) for n in range(1, 5)])
+        await pilot.pause()
+        k2 = log.render_line(3)  # the header, then k4 (the cursor row), k3, k2, k1
+        assert k2.text.split() == ["2", "t2"]
+        assert log.render_line(2) is log.render_line(2), "kept, not rendered again"
+        log.upsert("k1", [Ranked("1", 1), "new"])
+        assert log.render_line(3) is k2, "an unchanged row is not rendered again"
+        assert log.render_line(4).text.split() == ["1", "new"]
+        log.upsert_many([row(5), row(6)])
+        assert log.render_line(5) is k2, "two rows down, the same stripe: the same strip"
+
+
+async def test_the_row_log_scrolls_with_its_cursor() -> None:
+    app = LogApp(max_rows=100)
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.log_table
+        log.upsert_many([row(n) for n in range(100)])
+        log.focus()
+        await pilot.press("down", "down")
+        assert log.cursor_row == 2 and log.scroll_offset.y == 0
+        await pilot.press("pagedown")
+        assert log.cursor_row == 11 and log.scroll_offset.y > 0
+        assert screen_line(app, 0).split() == ["Rank", "Text"], "the header stays"
+        await pilot.press("end")
+        assert log.cursor_row == 99
+        await pilot.pause()
+        assert screen_line(app, 9).split() == ["0", "t0"]
+        await pilot.press("home")
+        assert log.cursor_row == 0 and log.scroll_offset.y == 0
 
 
 def test_a_burst_merges_into_one_change_per_topic() -> None:

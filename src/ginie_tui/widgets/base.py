@@ -289,5 +289,9 @@ class Panel(Vertical):
         return max(marks, key=lambda f: f.at_ms, default=None)
 
     def show_freshness(self, status: ConnectionStatus, now: int) -> None:
+        """Set the freshness mark; an unchanged mark is not set again (setting it repaints the
+        whole panel, border included, on every batch)."""
         if self.TOPICS:
-            self.border_subtitle = freshness_label(self.newest_freshness(), status, now)
+            label = freshness_label(self.newest_freshness(), status, now)
+            if label != self.border_subtitle:
+                self.border_subtitle = label

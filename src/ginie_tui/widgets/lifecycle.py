@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 
 from ginie_protocol.events import LifecycleEvent
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_time
+from ginie_tui.widgets.base import Panel, Ranked, fmt_time
+from ginie_tui.widgets.rowlog import RowLog
 
 SHOWN = 300
 """Rows on screen; the store keeps up to 10,000 events."""
@@ -26,18 +27,18 @@ class LifecyclePanel(Panel):
     )
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=SHOWN)
+        yield RowLog(self.COLUMNS, max_rows=SHOWN)
 
     def refresh_all(self) -> None:
         events = self.store.items("LIFECYCLE_EVENT")[-SHOWN:]
-        self.query_one(KeyedTable).replace_all((str(e.id), self._cells(e)) for e in events)
+        self.query_one(RowLog).replace_all((str(e.id), self._cells(e)) for e in events)
 
     def apply_change(self, change: Change) -> None:
         if change.reset:
             self.refresh_all()
             return
         held = (self.store.get("LIFECYCLE_EVENT", key) for key in change.keys)
-        self.query_one(KeyedTable).upsert_many(
+        self.query_one(RowLog).upsert_many(
             (str(event.id), self._cells(event)) for event in held if event is not None
         )
 

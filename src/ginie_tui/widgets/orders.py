@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 
 from ginie_protocol.events import Order
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.base import Panel, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.rowlog import RowLog
 
 
 class OrdersPanel(Panel):
@@ -26,18 +27,18 @@ class OrdersPanel(Panel):
     )
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=300)
+        yield RowLog(self.COLUMNS, max_rows=300)
 
     def refresh_all(self) -> None:
         orders = self.store.items("ORDER_UPDATE")
-        self.query_one(KeyedTable).replace_all((o.order_id, self._cells(o)) for o in orders)
+        self.query_one(RowLog).replace_all((o.order_id, self._cells(o)) for o in orders)
 
     def apply_change(self, change: Change) -> None:
         if change.reset:
             self.refresh_all()
             return
         held = (self.store.get("ORDER_UPDATE", key) for key in change.keys)
-        self.query_one(KeyedTable).upsert_many(
+        self.query_one(RowLog).upsert_many(
             (order.order_id, self._cells(order)) for order in held if order is not None
         )
 

@@ -9,7 +9,6 @@ from textual.app import ComposeResult
 from ginie_protocol.events import Trade
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import (
-    KeyedTable,
     Panel,
     Ranked,
     fmt_num,
@@ -17,6 +16,7 @@ from ginie_tui.widgets.base import (
     fmt_signed,
     fmt_time,
 )
+from ginie_tui.widgets.rowlog import RowLog
 
 
 class TradesPanel(Panel):
@@ -33,18 +33,18 @@ class TradesPanel(Panel):
     )
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=300)
+        yield RowLog(self.COLUMNS, max_rows=300)
 
     def refresh_all(self) -> None:
         trades = self.store.items("TRADE_UPDATE")
-        self.query_one(KeyedTable).replace_all((t.trade_id, self._cells(t)) for t in trades)
+        self.query_one(RowLog).replace_all((t.trade_id, self._cells(t)) for t in trades)
 
     def apply_change(self, change: Change) -> None:
         if change.reset:
             self.refresh_all()
             return
         held = (self.store.get("TRADE_UPDATE", key) for key in change.keys)
-        self.query_one(KeyedTable).upsert_many(
+        self.query_one(RowLog).upsert_many(
             (trade.trade_id, self._cells(trade)) for trade in held if trade is not None
         )
 
