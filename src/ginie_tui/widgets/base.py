@@ -8,14 +8,17 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from textual._two_way_dict import TwoWayDict
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, RowKey
 
+from ginie_protocol import KEY_FIELD
 from ginie_tui.clock import Clock
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.store import Change, Freshness, Store
+from ginie_tui.widgets.rowlog import RowLog
 
 
 def fmt_time(ms: int | None) -> str:
@@ -295,3 +298,55 @@ class Panel(Vertical):
             label = freshness_label(self.newest_freshness(), status, now)
             if label != self.border_subtitle:
                 self.border_subtitle = label
+
+
+Columns = tuple[tuple[str, str, int], ...]
+
+
+class ItemsPanel(Panel):
+    """A panel that shows one collection topic as rows, one per item, keyed like the topic.
+
+    Subclasses set TITLE, TOPIC, COLUMNS and `cells`; `make_table` picks the row widget
+    (a keyed DataTable by default; a RowLog for append-mostly panels). A change updates only
+    the rows of the items it names; a reset renders everything again."""
+
+    TOPIC: ClassVar[str] = ""
+    COLUMNS: ClassVar[Columns] = ()
+    MAX_ROWS: ClassVar[int] = 300
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.TOPIC:
+            cls.TOPICS = frozenset({cls.TOPIC})
+
+    def make_table(self) -> KeyedTable | RowLog:
+        """The widget that holds the rows."""
+        return KeyedTable(self.COLUMNS, max_rows=self.MAX_ROWS)
+
+    def compose(self) -> ComposeResult:
+        yield self.make_table()
+
+    @property
+    def table(self) -> KeyedTable | RowLog:
+        return self.query_one("KeyedTable, RowLog", KeyedTable | RowLog)
+
+    def shown_items(self) -> list[Any]:
+        """The items a full render shows, oldest first."""
+        return self.store.items(self.TOPIC)
+
+    def row_key(self, item: Any) -> str:
+        return str(getattr(item, KEY_FIELD[self.TOPIC]))
+
+    def cells(self, item: Any) -> list[Any]:
+        """The cells of one item's row, in COLUMNS order."""
+        raise NotImplementedError
+
+    def refresh_all(self) -> None:
+        self.table.replace_all((self.row_key(i), self.cells(i)) for i in self.shown_items())
+
+    def apply_change(self, change: Change) -> None:
+        if change.reset:
+            self.refresh_all()
+            return
+        held = (self.store.get(self.TOPIC, key) for key in change.keys)
+        self.table.upsert_many((self.row_key(i), self.cells(i)) for i in held if i is not None)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.app import ComposeResult
-
 from ginie_protocol.events import ModeSafety
-from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_in, fmt_num
+from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_in, fmt_num
 
 MODE_ORDER = {"scalp": 0, "swing": 1, "position": 2}
 STATUS_STYLE = {"active": "green", "paused": "yellow", "blocked": "bold red"}
 
 
-class ModeSafetyPanel(Panel):
+class ModeSafetyPanel(ItemsPanel):
     TITLE = "Mode safety"
-    TOPICS = frozenset({"MODE_SAFETY_UPDATE"})
+    TOPIC = "MODE_SAFETY_UPDATE"
     COLUMNS = (
         ("mode", "Mode", 8),
         ("status", "Status", 7),
@@ -26,23 +23,10 @@ class ModeSafetyPanel(Panel):
         ("reason", "Reason", 24),
     )
 
-    def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=10, newest_first=False)
+    def make_table(self) -> KeyedTable:
+        return KeyedTable(self.COLUMNS, max_rows=10, newest_first=False)
 
-    def refresh_all(self) -> None:
-        modes = self.store.items("MODE_SAFETY_UPDATE")
-        self.query_one(KeyedTable).replace_all((m.mode, self._cells(m)) for m in modes)
-
-    def apply_change(self, change: Change) -> None:
-        if change.reset:
-            self.refresh_all()
-            return
-        held = (self.store.get(change.topic, key) for key in change.keys)
-        self.query_one(KeyedTable).upsert_many(
-            (mode.mode, self._cells(mode)) for mode in held if mode is not None
-        )
-
-    def _cells(self, m: ModeSafety) -> list[Any]:
+    def cells(self, m: ModeSafety) -> list[Any]:
         return [
             Ranked(m.mode, MODE_ORDER.get(m.mode, 9)),
             f"[{STATUS_STYLE[m.status]}]{m.status}[/]",

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.app import ComposeResult
 from textual.message import Message
 
 from ginie_protocol.events import Signal
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_price, fmt_time
 
 STATUS_STYLE = {
     "pending": "bold yellow",
@@ -23,9 +22,9 @@ STATUS_STYLE = {
 }
 
 
-class SignalsPanel(Panel):
+class SignalsPanel(ItemsPanel):
     TITLE = "Signals"
-    TOPICS = frozenset({"SIGNAL_UPDATE"})
+    TOPIC = "SIGNAL_UPDATE"
     COLUMNS = (
         ("time", "Time", 8),
         ("symbol", "Symbol", 8),
@@ -40,22 +39,15 @@ class SignalsPanel(Panel):
     class PendingRequested(Message):
         """The user asked to review pending signals."""
 
-    def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=300, id="signals-table")
+    def make_table(self) -> KeyedTable:
+        return KeyedTable(self.COLUMNS, max_rows=self.MAX_ROWS, id="signals-table")
 
     def refresh_all(self) -> None:
-        signals = self.store.items("SIGNAL_UPDATE")
-        self.query_one(KeyedTable).replace_all((s.signal_id, self._cells(s)) for s in signals)
+        super().refresh_all()
         self._count_pending()
 
     def apply_change(self, change: Change) -> None:
-        if change.reset:
-            self.refresh_all()
-            return
-        held = (self.store.get("SIGNAL_UPDATE", key) for key in change.keys)
-        self.query_one(KeyedTable).upsert_many(
-            (signal.signal_id, self._cells(signal)) for signal in held if signal is not None
-        )
+        super().apply_change(change)
         self._count_pending()
 
     def pending(self) -> list[Signal]:
@@ -69,8 +61,7 @@ class SignalsPanel(Panel):
         event.stop()
         self.post_message(self.PendingRequested())
 
-    @staticmethod
-    def _cells(s: Signal) -> list[Any]:
+    def cells(self, s: Signal) -> list[Any]:
         style = STATUS_STYLE[s.status]
         return [
             Ranked(fmt_time(s.created_at), (s.created_at, s.signal_id)),

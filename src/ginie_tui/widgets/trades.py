@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.app import ComposeResult
-
 from ginie_protocol.events import Trade
-from ginie_tui.store import Change
 from ginie_tui.widgets.base import (
-    Panel,
+    ItemsPanel,
     Ranked,
     fmt_num,
     fmt_price,
@@ -19,9 +16,9 @@ from ginie_tui.widgets.base import (
 from ginie_tui.widgets.rowlog import RowLog
 
 
-class TradesPanel(Panel):
+class TradesPanel(ItemsPanel):
     TITLE = "Trades"
-    TOPICS = frozenset({"TRADE_UPDATE"})
+    TOPIC = "TRADE_UPDATE"
     COLUMNS = (
         ("time", "Time", 8),
         ("symbol", "Symbol", 8),
@@ -32,24 +29,10 @@ class TradesPanel(Panel):
         ("fee", "Fee", 5),
     )
 
-    def compose(self) -> ComposeResult:
-        yield RowLog(self.COLUMNS, max_rows=300)
+    def make_table(self) -> RowLog:
+        return RowLog(self.COLUMNS, max_rows=self.MAX_ROWS)
 
-    def refresh_all(self) -> None:
-        trades = self.store.items("TRADE_UPDATE")
-        self.query_one(RowLog).replace_all((t.trade_id, self._cells(t)) for t in trades)
-
-    def apply_change(self, change: Change) -> None:
-        if change.reset:
-            self.refresh_all()
-            return
-        held = (self.store.get("TRADE_UPDATE", key) for key in change.keys)
-        self.query_one(RowLog).upsert_many(
-            (trade.trade_id, self._cells(trade)) for trade in held if trade is not None
-        )
-
-    @staticmethod
-    def _cells(t: Trade) -> list[Any]:
+    def cells(self, t: Trade) -> list[Any]:
         return [
             Ranked(fmt_time(t.time), (t.time, t.trade_id)),
             t.symbol,
