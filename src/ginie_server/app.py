@@ -26,7 +26,6 @@ from ginie_server.clock import Clock, SystemClock
 from ginie_server.config import ConfigError, ServerConfig
 from ginie_server.engine import TradingEngine, build_paper_engine
 from ginie_server.exchange.base import ExchangeError
-from ginie_server.exchange.binance import binance_exchange_from_env
 from ginie_server.hub import Hub
 from ginie_server.rest import RestAnswer, RestApi
 from ginie_server.sources import CommandHandler, SnapshotProvider, Source
@@ -48,6 +47,9 @@ def build_sources(config: ServerConfig, db: sqlite3.Connection, clock: Clock) ->
     if config.exchange == "paper":
         return [build_paper_engine(db, clock, seed=config.seed, speed=config.speed)]
     if config.exchange == "binance":
+        # Imported here: python-binance and aiohttp cost a paper server 0.2 s of start-up.
+        from ginie_server.exchange.binance import binance_exchange_from_env
+
         try:
             exchange = binance_exchange_from_env(config.owner, config.testnet, clock)
         except ExchangeError as exc:
