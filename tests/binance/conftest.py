@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,16 +21,6 @@ from ginie_protocol.events import (
 from ginie_server.clock import ManualClock
 from ginie_server.exchange.binance import BinanceExchange
 from tests.binance.double import BinanceDouble
-
-
-async def wait_for(condition: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail the test after `within_s` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 @dataclass

@@ -17,8 +17,9 @@ from ginie_server.exchange.binance import (
     ginie_chain_of,
 )
 from tests.binance import payloads
-from tests.binance.conftest import ExchangeFactory, wait_for
+from tests.binance.conftest import ExchangeFactory
 from tests.binance.double import BinanceDouble
+from tests.harness import wait_for
 
 
 async def test_place_and_cancel_with_client_order_ids_and_weight_reported(

@@ -8,8 +8,9 @@ import pytest
 
 from binance import AsyncClient
 from ginie_server.exchange.base import OrderRequest
-from tests.binance.conftest import ExchangeFactory, wait_for
+from tests.binance.conftest import ExchangeFactory
 from tests.binance.double import BinanceDouble
+from tests.harness import wait_for
 
 
 @pytest.fixture
