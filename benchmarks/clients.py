@@ -2,7 +2,10 @@
 take the server's core: `python -m benchmarks.clients MODE VARIANT PORT CONTROL_PORT [options]`.
 
 Modes:
-  latency   N connections (two per user), a paced load; publish-to-decoded latency of user events
+  latency   one share of N connections (two per user, the users split over `--shards`
+            processes), driven by the runner on stdin (`benchmarks.harness.run_latency`):
+            `connected` once open, `reset` -> `ok`, `collect FIRST COUNT` -> the result; the
+            publish-to-decoded latency of the user events numbered FIRST to FIRST + COUNT - 1
   saturate  N connections; bursts of user events kept in flight; deliveries/s, server CPU per
             delivery
   idle      N idle connections; the server's RSS before and after
@@ -34,12 +37,12 @@ class Tally:
     user_events: int = 0
     market_events: int = 0
     frames: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
-    record: bool = True
+    samples: list[int] = field(default_factory=list)
+    """Per user-event delivery, its number (`data.id`) then its latency in nanoseconds."""
 
     def reset(self) -> None:
         self.user_events = self.market_events = self.frames = 0
-        self.latencies_ns = []
+        self.samples = []
 
 
 class Control:
@@ -142,8 +145,8 @@ async def receive(variant: str, ws: ClientConnection, tally: Tally, decode: bool
             arrived = time.monotonic_ns()
             if event.type == "LIFECYCLE_EVENT":
                 tally.user_events += 1
-                if tally.record:
-                    tally.latencies_ns.append(arrived - int(event.data.details["pub_ns"]))
+                tally.samples.append(event.data.id)
+                tally.samples.append(arrived - int(event.data.details["pub_ns"]))
     except Exception as exc:  # a closed or failed connection ends its receiver
         if not _closing:
             print(f"receiver stopped: {exc!r}", file=sys.stderr)
@@ -154,23 +157,24 @@ MARKET_MARK = '"type":"FUTURES_MARK_PRICE_UPDATE"'
 MARKET_MARK_WITHIN = 80
 
 
-async def open_all(args: argparse.Namespace, count: int) -> list[ClientConnection]:
+async def open_all(
+    args: argparse.Namespace, count: int, users: tuple[str, ...] = USERS
+) -> list[ClientConnection]:
+    """`count` connections, to `users` in turn."""
     tokens: dict[str, str] = args.token_map
     gate = asyncio.Semaphore(50)
 
     async def one(i: int) -> ClientConnection:
-        user = USERS[i % len(USERS)]
+        user = users[i % len(users)]
         async with gate:
             return await open_client(args.variant, args.port, user, tokens.get(user))
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-def percentile(sorted_values: list[int], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
-    return float(sorted_values[index])
+def shard_users(shard: int, shards: int) -> tuple[str, ...]:
+    """The users whose connections client process `shard` of `shards` holds."""
+    return USERS[shard::shards]
 
 
 async def wait_until(condition: Any, limit_s: float) -> bool:
@@ -183,32 +187,43 @@ async def wait_until(condition: Any, limit_s: float) -> bool:
 
 
 async def latency(args: argparse.Namespace, control: Control) -> dict[str, Any]:
+    """Hold this process's share of the connections; the runner drives the load (see module)."""
+    del control  # the runner asks for the load
+    users = shard_users(args.shard, args.shards)
+    per_user = args.conns // len(USERS)
     tally = Tally()
-    clients = await open_all(args, args.conns)
-    await control.wait_connections(args.conns)
+    clients = await open_all(args, per_user * len(users), users)
     tasks = [asyncio.create_task(receive(args.variant, ws, tally, decode=True)) for ws in clients]
-    per_event = args.conns // len(USERS)
-    # Warm-up, then the measured run.
-    await control.ask(f"load {args.user_rate} {args.market_rate} {args.warmup}")
-    tally.reset()
+    print("connected", flush=True)
     cpu0 = time.process_time()
-    reply = (await control.ask(f"load {args.user_rate} {args.market_rate} {args.seconds}")).split()
-    users, market = int(reply[1]), int(reply[2])
-    complete = await wait_until(lambda: tally.user_events >= users * per_event, 10.0)
+    while True:
+        words = (await asyncio.to_thread(sys.stdin.readline)).split()
+        if words == ["reset"]:
+            tally.reset()
+            cpu0 = time.process_time()
+            print("ok", flush=True)
+        elif len(words) == 3 and words[0] == "collect":
+            break
+        else:
+            raise RuntimeError(f"unexpected runner line {words!r}")
+    first, count = int(words[1]), int(words[2])
+    mine = set(users)
+    window = range(first, first + count)
+    expected = per_user * sum(1 for n in window if USERS[n % len(USERS)] in mine)
+
+    def measured() -> list[int]:
+        pairs = zip(tally.samples[::2], tally.samples[1::2], strict=True)
+        return [latency_ns for n, latency_ns in pairs if n in window]
+
+    complete = await wait_until(lambda: len(measured()) >= expected, 10.0)
     client_cpu = time.process_time() - cpu0
     await close_all(clients, tasks)
-    values = sorted(tally.latencies_ns)
     return {
-        "user_events": users,
-        "market_events": market,
-        "user_deliveries": tally.user_events,
-        "market_deliveries": tally.market_events,
+        "connections": len(clients),
+        "latencies_ns": measured(),
+        "expected": expected,
         "complete": complete,
-        "p50_ms": percentile(values, 0.50) / 1e6,
-        "p99_ms": percentile(values, 0.99) / 1e6,
-        "max_ms": (values[-1] / 1e6) if values else float("nan"),
-        "server_cpu_s": float(reply[3]),
-        "wall_s": float(reply[4]),
+        "market_deliveries": tally.market_events,
         "client_cpu_s": client_cpu,
     }
 
@@ -298,6 +313,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--shard", type=int, default=0, help="latency: this process's share")
+    parser.add_argument("--shards", type=int, default=1, help="latency: client processes")
     args = parser.parse_args(argv)
     args.token_map = json.loads(Path(args.tokens).read_text()) if args.tokens else {}
     return args

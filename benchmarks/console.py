@@ -21,7 +21,7 @@ import tracemalloc
 from collections.abc import Mapping
 from typing import Any
 
-from benchmarks.harness import bench_server, run_clients
+from benchmarks.harness import bench_server, run_latency
 from benchmarks.report import Group
 from benchmarks.servers.control import lifecycle_data, now_ms
 from ginie_protocol import Ack, decode_server, encode, make_event
@@ -211,9 +211,7 @@ async def live_run(seconds: float) -> dict[str, Any]:
             startup_s = time.monotonic() - started
             updated, refreshed = watch_panel(app, store)
             probe = StallProbe(app)
-            load = await asyncio.to_thread(
-                run_clients, "latency", server, "--conns=100", f"--seconds={seconds}"
-            )
+            load = await asyncio.to_thread(run_latency, server, seconds=seconds)
             await pilot.pause()
     return {
         "startup_s": startup_s,

@@ -1,7 +1,10 @@
-"""Child processes for the measurements: a bench server and the client process that drives it.
+"""Child processes for the measurements: a bench server and the client processes that drive it.
 
-Both run with the repository root on `sys.path` and the same interpreter as the runner. Every
-wait is bounded; a server is asked to quit, then terminated, then killed.
+All run with the repository root on `sys.path` and the same interpreter as the runner. Every
+wait is bounded; a server is asked to quit, then terminated, then killed. Where the machine has
+two or more CPUs, a measurement may pin the server to one CPU and its clients to the others
+(`Placement`), so that the clients' bursts of frames do not take the server's CPU or the
+other way round.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,37 @@ def child_env() -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Placement:
+    """The CPUs a bench server and its client processes may run on (None: anywhere)."""
+
+    server: frozenset[int] | None = None
+    clients: frozenset[int] | None = None
+
+    def describe(self) -> str:
+        if self.server is None or self.clients is None:
+            return "not pinned (one CPU)"
+        return f"server pinned to CPU {_cpus(self.server)}, clients to CPU {_cpus(self.clients)}"
+
+
+def split_placement() -> Placement:
+    """The server on the first CPU this process may use, the clients on the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return Placement()
+    return Placement(frozenset(cpus[:1]), frozenset(cpus[1:]))
+
+
+def _cpus(cpus: frozenset[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
+
+
+def _pin(process: subprocess.Popen[str], cpus: frozenset[int] | None) -> None:
+    """Pin a just-started child (before it starts threads, which inherit the mask)."""
+    if cpus is not None:
+        os.sched_setaffinity(process.pid, cpus)
+
+
 @dataclass
 class BenchServer:
     """A running bench server: its process, WebSocket port, control port and token file."""
@@ -39,8 +76,10 @@ class BenchServer:
 
 
 @contextlib.contextmanager
-def bench_server(variant: str, ready_s: float = 30.0) -> Iterator[BenchServer]:
-    """Start `python -m benchmarks.servers VARIANT DB` and wait for its ready line."""
+def bench_server(
+    variant: str, ready_s: float = 30.0, cpus: frozenset[int] | None = None
+) -> Iterator[BenchServer]:
+    """Start `python -m benchmarks.servers VARIANT DB` (on `cpus`) and wait for its ready line."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{variant}-") as tmp:
         db = Path(tmp) / "bench.db"
         process = subprocess.Popen(
@@ -51,6 +90,7 @@ def bench_server(variant: str, ready_s: float = 30.0) -> Iterator[BenchServer]:
             text=True,
         )
         try:
+            _pin(process, cpus)
             line = _read_line(process, ready_s)
             words = line.split()
             if len(words) != 3 or words[0] != "ready":
@@ -68,14 +108,12 @@ def bench_server(variant: str, ready_s: float = 30.0) -> Iterator[BenchServer]:
 
 
 def _read_line(process: subprocess.Popen[str], limit_s: float) -> str:
-    """The process's first stdout line, or an error after `limit_s` seconds."""
+    """The process's next stdout line, or an error after `limit_s` seconds."""
     assert process.stdout is not None
-    import selectors
-
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         if not selector.select(limit_s):
-            raise TimeoutError("no ready line from the bench server")
+            raise TimeoutError(f"no line from child process {process.pid} in {limit_s} s")
     return process.stdout.readline()
 
 
@@ -87,8 +125,9 @@ def _stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-    if process.stdout is not None:
-        process.stdout.close()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
 
 
 def run_clients(mode: str, server: BenchServer, *options: str, limit_s: float = 120.0) -> Any:
@@ -123,3 +162,130 @@ def run_clients(mode: str, server: BenchServer, *options: str, limit_s: float = 
     if done.stderr.strip():
         print(done.stderr.strip()[-1000:], file=sys.stderr)
     return json.loads(lines[-1])
+
+
+def run_latency(
+    server: BenchServer,
+    *,
+    conns: int = 100,
+    user_rate: float = 1000.0,
+    market_rate: float = 40.0,
+    seconds: float = 2.0,
+    warmup_s: float = 0.5,
+    processes: int = 1,
+    cpus: frozenset[int] | None = None,
+) -> dict[str, Any]:
+    """Publish-to-decoded latency of a paced load, the connections spread over `processes`.
+
+    Each client process (`python -m benchmarks.clients latency --shard I --shards N`) holds
+    the two connections of every Nth user; this function drives them and the server's load:
+    a warm-up, a reset of the counts, the measured load, then each process reports the
+    latencies of the user events of the measured load that reached its connections.
+    """
+    clients = [_latency_client(server, conns, shard, processes, cpus) for shard in range(processes)]
+    try:
+        for client in clients:
+            _expect(client, "connected", 60.0)
+        with socket.create_connection(("127.0.0.1", server.control_port), timeout=60.0) as sock:
+            control = sock.makefile("rw", encoding="utf-8", newline="\n")
+            _wait_connections(control, conns)
+            _ask(control, f"load {user_rate} {market_rate} {warmup_s}")
+            for client in clients:
+                _tell(client, "reset")
+                _expect(client, "ok", 10.0)
+            reply = _ask(control, f"load {user_rate} {market_rate} {seconds}").split()
+        users, market, first = int(reply[1]), int(reply[2]), int(reply[5])
+        for client in clients:
+            _tell(client, f"collect {first} {users}")
+        shares = [_result(client, 30.0) for client in clients]
+    finally:
+        for client in clients:
+            _stop(client)
+    values = sorted(value for share in shares for value in share["latencies_ns"])
+    return {
+        "user_events": users,
+        "market_events": market,
+        "user_deliveries": len(values),
+        "market_deliveries": sum(share["market_deliveries"] for share in shares),
+        "complete": all(share["complete"] for share in shares),
+        "p50_ms": percentile(values, 0.50) / 1e6,
+        "p99_ms": percentile(values, 0.99) / 1e6,
+        "max_ms": (values[-1] / 1e6) if values else float("nan"),
+        "server_cpu_s": float(reply[3]),
+        "wall_s": float(reply[4]),
+        "client_cpu_s": sum(share["client_cpu_s"] for share in shares),
+        "client_processes": processes,
+    }
+
+
+def percentile(sorted_values: Sequence[int], q: float) -> float:
+    """The nearest-rank `q` quantile of `sorted_values` (NaN when empty)."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
+    return float(sorted_values[index])
+
+
+def _latency_client(
+    server: BenchServer, conns: int, shard: int, shards: int, cpus: frozenset[int] | None
+) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.clients",
+        "latency",
+        server.variant,
+        str(server.port),
+        str(server.control_port),
+        f"--conns={conns}",
+        f"--shard={shard}",
+        f"--shards={shards}",
+    ]
+    if server.tokens is not None:
+        command += ["--tokens", str(server.tokens)]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _pin(process, cpus)
+    return process
+
+
+def _tell(process: subprocess.Popen[str], line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
+def _expect(process: subprocess.Popen[str], word: str, limit_s: float) -> None:
+    line = _read_line(process, limit_s).strip()
+    if line != word:
+        raise RuntimeError(f"latency client {process.pid}: expected {word!r}, got {line!r}")
+
+
+def _result(process: subprocess.Popen[str], limit_s: float) -> Any:
+    line = _read_line(process, limit_s).strip()
+    if not line.startswith("{"):
+        raise RuntimeError(f"latency client {process.pid} failed: {line!r}")
+    return json.loads(line)
+
+
+def _ask(control: Any, line: str) -> str:
+    control.write(line + "\n")
+    control.flush()
+    reply = str(control.readline()).strip()
+    if not reply or reply.startswith("error"):
+        raise RuntimeError(f"control {line!r}: {reply!r}")
+    return reply
+
+
+def _wait_connections(control: Any, count: int, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while int(_ask(control, "conns")) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server has not got {count} subscribed connections")
+        time.sleep(0.02)

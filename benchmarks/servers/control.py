@@ -8,7 +8,9 @@ on the wire; each carries its publish time (`time.monotonic_ns()`, system-wide o
 Control lines (one reply line each):
   conns                 -> number of subscribed connections
   load U M S            -> publish U user events/s and M market events/s for S seconds,
-                           reply `done USER MARKET CPU_S WALL_S` (CPU time of this process)
+                           reply `done USER MARKET CPU_S WALL_S FIRST` (CPU time of this
+                           process; FIRST is the number of the first user event, the users
+                           taking them in turn)
   burst N               -> publish N user events at once (round-robin users), reply `ok`
   cpu                   -> process CPU time in seconds (all threads)
   rss                   -> resident set size in bytes
@@ -138,11 +140,12 @@ async def serve_control(fanout: Fanout, port: int, stop: asyncio.Event) -> async
                 return "ok"
             case ["load", user_rate, market_rate, seconds]:
                 cpu0, wall0 = time.process_time(), time.monotonic()
+                first = load.user_events
                 users, market = await load.paced(
                     float(user_rate), float(market_rate), float(seconds)
                 )
                 cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-                return f"done {users} {market} {cpu!r} {wall!r}"
+                return f"done {users} {market} {cpu!r} {wall!r} {first}"
             case ["quit"]:
                 stop.set()
                 return "bye"
