@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,16 +274,16 @@ def _result(process: subprocess.Popen[str], limit_s: float) -> Any:
     return json.loads(line)
 
 
-def _ask(control: Any, line: str) -> str:
+def _ask(control: TextIO, line: str) -> str:
     control.write(line + "\n")
     control.flush()
-    reply = str(control.readline()).strip()
+    reply = control.readline().strip()
     if not reply or reply.startswith("error"):
         raise RuntimeError(f"control {line!r}: {reply!r}")
     return reply
 
 
-def _wait_connections(control: Any, count: int, limit_s: float = 30.0) -> None:
+def _wait_connections(control: TextIO, count: int, limit_s: float = 30.0) -> None:
     deadline = time.monotonic() + limit_s
     while int(_ask(control, "conns")) < count:
         if time.monotonic() > deadline:
