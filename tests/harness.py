@@ -7,6 +7,8 @@ subprocess, a small WebSocket client that speaks the protocol, and a scripted ev
 - `with ServerProcess(db_path) as proc`: `python -m ginie_server` as a child process.
 - `async with connect_client(rs.ws_url, rs.token) as client`: HELLO read, then
   `await client.subscribe(...)`, `await client.recv()`, `await client.command(...)`.
+- `await subscribed_reader(url, token)`: a socket subscribed to everything whose `run()` keeps
+  the user events' seqs and the close code; `note_event(n)` makes a sizeable user event.
 - `ScriptedSource`: a source whose events the test publishes with `emit(user, data)`.
 """
 
@@ -29,10 +31,11 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from ginie_protocol.commands import CommandArgs
 from ginie_protocol.envelope import Ack, Hello, ResumePoint, Subscribed, decode_server
-from ginie_protocol.events import EVENT_TYPE_OF, KEY_FIELD, Stats, WireModel
+from ginie_protocol.events import EVENT_TYPE_OF, KEY_FIELD, LifecycleEvent, Stats, WireModel
 from ginie_server.app import GinieServer
 from ginie_server.clock import Clock
 from ginie_server.config import ServerConfig
@@ -302,6 +305,42 @@ async def connect_client(
             hello = decode_server(await ws.recv())
         assert isinstance(hello, Hello), hello
         yield ProtocolClient(ws, hello)
+
+
+@dataclass
+class SeqReader:
+    """Reads a subscribed socket to its end: the user events' seqs and the close code."""
+
+    ws: ClientConnection
+    seqs: list[int] = field(default_factory=list)
+    close_code: int | None = None
+
+    async def run(self) -> None:
+        try:
+            async for text in self.ws:
+                seq = getattr(decode_server(text), "seq", None)
+                if seq is not None:
+                    self.seqs.append(seq)
+        except ConnectionClosed as closed:
+            self.close_code = closed.rcvd.code if closed.rcvd is not None else None
+        else:
+            self.close_code = self.ws.close_code
+
+
+async def subscribed_reader(url: str, token: str) -> SeqReader:
+    """Connect, read HELLO, subscribe to every topic, and return a reader not yet running."""
+    ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"})
+    assert decode_server(await asyncio.wait_for(ws.recv(), 5)).type == "HELLO"
+    await ws.send(json.dumps({"op": "subscribe", "topics": ["*"]}))
+    assert decode_server(await asyncio.wait_for(ws.recv(), 5)).type == "SUBSCRIBED"
+    return SeqReader(ws)
+
+
+def note_event(n: int, size: int = 900) -> LifecycleEvent:
+    """The n-th user event of a test, with a message of `size` bytes to fill buffers quickly."""
+    return LifecycleEvent(
+        id=n, chain_id="c", symbol="BTCUSDT", step="note", message="x" * size, time=n
+    )
 
 
 # ---------------------------------------------------------------------------- scripted source

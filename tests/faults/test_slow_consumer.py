@@ -5,54 +5,23 @@ from its last `seq` without losing or repeating an event."""
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
-from ginie_protocol import ResumePoint, decode_server
-from ginie_protocol.events import LifecycleEvent
+from ginie_protocol import ResumePoint
 from ginie_server.config import Limits
 from tests.faults.proxy import Direction, FaultProxy
-from tests.harness import ScriptedSource, connect_client, running_server, wait_for
+from tests.harness import (
+    ScriptedSource,
+    connect_client,
+    note_event,
+    running_server,
+    subscribed_reader,
+    wait_for,
+)
 
 LIMITS = Limits(max_buffer_bytes=256 * 1024)
 SLACK = 64 * 1024
 """One socket write past the check: how far unsent data may pass the bound."""
-
-
-@dataclass
-class Reader:
-    """Reads one subscribed socket to its end, keeping the user events' seqs."""
-
-    ws: ClientConnection
-    seqs: list[int] = field(default_factory=list)
-    closed_with: int | None = None
-
-    async def run(self) -> None:
-        try:
-            async for text in self.ws:
-                message = decode_server(text)
-                if getattr(message, "seq", None) is not None:
-                    self.seqs.append(message.seq)
-        except ConnectionClosed as closed:
-            self.closed_with = closed.rcvd.code if closed.rcvd is not None else None
-
-
-async def subscribed(url: str, token: str) -> Reader:
-    ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"})
-    assert decode_server(await asyncio.wait_for(ws.recv(), 5)).type == "HELLO"
-    await ws.send(json.dumps({"op": "subscribe", "topics": ["*"]}))
-    assert decode_server(await asyncio.wait_for(ws.recv(), 5)).type == "SUBSCRIBED"
-    return Reader(ws)
-
-
-def step(n: int) -> LifecycleEvent:
-    return LifecycleEvent(
-        id=n, chain_id="c1", symbol="BTCUSDT", step="note", message="x" * 1_000, time=n
-    )
 
 
 async def test_a_stalled_reader_is_closed_resumes_and_no_one_waits(tmp_path: Path) -> None:
@@ -61,8 +30,8 @@ async def test_a_stalled_reader_is_closed_resumes_and_no_one_waits(tmp_path: Pat
         running_server(tmp_path, sources=[scripted], limits=LIMITS) as rs,
         FaultProxy("127.0.0.1", rs.server.port, target_rcvbuf=4096) as proxy,
     ):
-        healthy = await subscribed(rs.ws_url, rs.token)
-        slow = await subscribed(f"ws://127.0.0.1:{proxy.port}/ws", rs.token)
+        healthy = await subscribed_reader(rs.ws_url, rs.token)
+        slow = await subscribed_reader(f"ws://127.0.0.1:{proxy.port}/ws", rs.token)
         tasks = [asyncio.create_task(r.run()) for r in (healthy, slow)]
         proxy.connections[-1].stall(Direction.DOWN)
 
@@ -72,19 +41,19 @@ async def test_a_stalled_reader_is_closed_resumes_and_no_one_waits(tmp_path: Pat
             assert published < 20_000, "the stalled reader was never closed"
             for _ in range(50):
                 published += 1
-                scripted.emit("demo", step(published))
+                scripted.emit("demo", note_event(published, 1_000))
             await wait_for(lambda n=published: len(healthy.seqs) == n)
             assert rs.hub.buffered_bytes() <= LIMITS.max_buffer_bytes + SLACK
         assert healthy.seqs == list(range(1, published + 1))
 
         proxy.connections[-1].resume()
         await asyncio.wait_for(tasks[1], 10)
-        assert slow.closed_with in (None, 1013)
+        assert slow.close_code in (None, 1013)
         assert slow.seqs == list(range(1, len(slow.seqs) + 1))
         assert len(slow.seqs) < published
 
         for n in range(published + 1, published + 11):
-            scripted.emit("demo", step(n))
+            scripted.emit("demo", note_event(n, 1_000))
         published += 10
         async with connect_client(rs.ws_url, rs.token) as again:
             last = slow.seqs[-1] if slow.seqs else 0

@@ -6,57 +6,24 @@ order, then the 1013, and resumes from its last `seq` without loss or repeat."""
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
-from ginie_protocol import ResumePoint, decode_server
-from ginie_protocol.events import LifecycleEvent
+from ginie_protocol import ResumePoint
 from ginie_server.config import Limits
 from ginie_server.hub import CLOSE_SLOW_CONSUMER
 from ginie_server.ws import WRITE_HIGH_WATER
 from tests.faults.proxy import Direction, FaultProxy
-from tests.harness import ScriptedSource, connect_client, running_server, wait_for
+from tests.harness import (
+    ScriptedSource,
+    connect_client,
+    note_event,
+    running_server,
+    subscribed_reader,
+    wait_for,
+)
 
 BOUND = 32 * 1024
 assert BOUND < WRITE_HIGH_WATER
-
-
-@dataclass
-class Reader:
-    """Reads a subscribed socket to its end: the user events' seqs and the close code."""
-
-    ws: ClientConnection
-    seqs: list[int] = field(default_factory=list)
-    close_code: int | None = None
-
-    async def run(self) -> None:
-        try:
-            async for text in self.ws:
-                seq = getattr(decode_server(text), "seq", None)
-                if seq is not None:
-                    self.seqs.append(seq)
-        except ConnectionClosed as closed:
-            self.close_code = closed.rcvd.code if closed.rcvd is not None else None
-        else:
-            self.close_code = self.ws.close_code
-
-
-async def subscribed(url: str, token: str) -> Reader:
-    ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"})
-    assert decode_server(await asyncio.wait_for(ws.recv(), 5)).type == "HELLO"
-    await ws.send(json.dumps({"op": "subscribe", "topics": ["*"]}))
-    assert decode_server(await asyncio.wait_for(ws.recv(), 5)).type == "SUBSCRIBED"
-    return Reader(ws)
-
-
-def step(n: int) -> LifecycleEvent:
-    return LifecycleEvent(
-        id=n, chain_id="c", symbol="BTCUSDT", step="note", message="x" * 900, time=n
-    )
 
 
 async def test_a_reader_that_pauses_past_a_small_bound_reads_on_to_close_1013(
@@ -67,8 +34,8 @@ async def test_a_reader_that_pauses_past_a_small_bound_reads_on_to_close_1013(
         running_server(tmp_path, sources=[source], limits=Limits(max_buffer_bytes=BOUND)) as rs,
         FaultProxy("127.0.0.1", rs.server.port, target_rcvbuf=4096) as proxy,
     ):
-        healthy = await subscribed(rs.ws_url, rs.token)
-        paused = await subscribed(f"ws://127.0.0.1:{proxy.port}/ws", rs.token)
+        healthy = await subscribed_reader(rs.ws_url, rs.token)
+        paused = await subscribed_reader(f"ws://127.0.0.1:{proxy.port}/ws", rs.token)
         readers = [asyncio.create_task(r.run()) for r in (healthy, paused)]
         proxy.connections[-1].stall(Direction.DOWN)
 
@@ -78,7 +45,7 @@ async def test_a_reader_that_pauses_past_a_small_bound_reads_on_to_close_1013(
             assert published < 20_000, "the paused reader was never closed"
             for _ in range(20):
                 published += 1
-                source.emit("demo", step(published))
+                source.emit("demo", note_event(published))
             await wait_for(lambda n=published: len(healthy.seqs) == n)
         assert rs.hub.connection_count("demo") == 1
 
