@@ -256,3 +256,21 @@ LIQUIDATION_FILLED = order_update(
     rp="-6.00",
     T=1568879470000,
 )
+
+REST_TRADE_DOC: dict[str, Any] = {
+    "buyer": False,
+    "commission": "-0.07819010",
+    "commissionAsset": "USDT",
+    "id": 698759,
+    "maker": False,
+    "orderId": 25851813,
+    "price": "7819.01",
+    "qty": "0.002",
+    "quoteQty": "15.63802",
+    "realizedPnl": "-0.91539999",
+    "side": "SELL",
+    "positionSide": "SHORT",
+    "symbol": "BTCUSDT",
+    "time": 1569514978020,
+}
+"""A fill as `GET /fapi/v1/userTrades` returns it (Binance's documented example)."""

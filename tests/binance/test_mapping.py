@@ -326,22 +326,7 @@ def test_rest_items_map_to_models() -> None:
     assert balance.margin_used == pytest.approx(122607.35137903 - 23.72469206)
 
     trade = bm.rest_trade(
-        {
-            "buyer": False,
-            "commission": "-0.07819010",
-            "commissionAsset": "USDT",
-            "id": 698759,
-            "maker": False,
-            "orderId": 25851813,
-            "price": "7819.01",
-            "qty": "0.002",
-            "quoteQty": "15.63802",
-            "realizedPnl": "-0.91539999",
-            "side": "SELL",
-            "positionSide": "SHORT",
-            "symbol": "BTCUSDT",
-            "time": 1569514978020,
-        },
+        p.REST_TRADE_DOC,
         client_order_id="gx-c9-tp1",
         chain_of=chain_of,
     )

@@ -26,6 +26,7 @@ from tests.binance.payloads import (
     LISTEN_KEY_EXPIRED_DOC,
     MARK_PRICE_DOC,
     ORDER_TRADE_UPDATE_DOC,
+    REST_TRADE_DOC,
 )
 from tests.fuzz.strategies import FUZZ, json_values
 
@@ -88,22 +89,6 @@ ALGO_UPDATE: dict[str, Any] = {
     },
 }
 
-REST_TRADE: dict[str, Any] = {
-    "buyer": False,
-    "commission": "-0.07819010",
-    "commissionAsset": "USDT",
-    "id": 698759,
-    "maker": False,
-    "orderId": 25851813,
-    "price": "7819.01",
-    "qty": "0.002",
-    "quoteQty": "15.63802",
-    "realizedPnl": "-0.91539999",
-    "side": "SELL",
-    "positionSide": "SHORT",
-    "symbol": "BTCUSDT",
-    "time": 1569514978020,
-}
 
 REST_POSITIONS: list[Any] = [
     {
@@ -169,7 +154,7 @@ MAPPINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "market_depth": ({"stream": "btcusdt@depth5", "data": DEPTH_DOC}, bm.market_event),
     "rest_order": (REST_ORDER, bm.rest_order),
     "rest_algo_order": (REST_ALGO_ORDER, bm.rest_algo_order),
-    "rest_trade": (REST_TRADE, lambda p: bm.rest_trade(p, client_order_id="gx-c1-entry")),
+    "rest_trade": (REST_TRADE_DOC, lambda p: bm.rest_trade(p, client_order_id="gx-c1-entry")),
     "rest_positions": (REST_POSITIONS, lambda p: bm.rest_positions(p, previous={}, now_ms=1)),
     "rest_balances": (REST_BALANCES, lambda p: bm.rest_balances(p, now_ms=1)),
     "rest_klines": (REST_KLINES, lambda p: bm.rest_klines("BTCUSDT", p)),
