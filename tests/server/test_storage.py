@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ginie_server.storage.db import DatabaseError, migrate, open_database, read_epoch
-from ginie_server.storage.users import UserNameError, UserStore
+from ginie_server.storage.users import TOKEN_PREFIX, UserNameError, UserStore
 
 
 def test_new_database_has_an_epoch_that_survives_reopening(tmp_path: Path) -> None:
@@ -85,6 +85,14 @@ def test_tokens_are_hashed_checked_and_revocable(tmp_path: Path) -> None:
     listed = users.tokens()
     assert [(t.user, t.revoked_at) for t in listed] == [("alice", 5), ("alice", 5), ("bob", None)]
     assert users.users() == ["alice", "bob"]
+
+
+def test_no_token_reads_as_a_command_line_option(tmp_path: Path) -> None:
+    """One plain url-safe token in 64 would start with `-`; `--token -x…` then fails to parse."""
+    users = UserStore(open_database(tmp_path / "g.db"))
+    tokens = [users.create_token("alice", now_ms=i) for i in range(300)]
+    assert all(t.startswith(TOKEN_PREFIX) for t in tokens)
+    assert all(users.authenticate(t) == "alice" for t in tokens)
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x" * 65, "é", "a/b"])

@@ -1,9 +1,11 @@
 """Users and their bearer tokens.
 
-A token is `secrets.token_urlsafe(32)` (256 random bits). Only its SHA-256 hash is stored; the
-token itself is shown once, when it is created. A lookup hashes the presented token, finds the
-row by that hash, and confirms it with `hmac.compare_digest`. Finding the row by a hash leaks
-nothing useful through timing: an attacker controls the token, not its hash.
+A token is `ginie_` followed by `secrets.token_urlsafe(32)` (256 random bits). The prefix keeps
+a token from ever starting with `-`, which a command line would read as an option
+(`ginie-tui --token -x…`), and lets a secret scanner recognise one. Only its SHA-256 hash is
+stored; the token itself is shown once, when it is created. A lookup hashes the presented
+token, finds the row by that hash, and confirms it with `hmac.compare_digest`. Finding the row
+by a hash leaks nothing useful through timing: an attacker controls the token, not its hash.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 
 USER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TOKEN_PREFIX = "ginie_"
 
 
 class UserNameError(ValueError):
@@ -58,7 +61,7 @@ class UserStore:
     def create_token(self, user: str, now_ms: int) -> str:
         """Create `user` if needed and a new token for it; return the token (shown only now)."""
         check_user_name(user)
-        token = secrets.token_urlsafe(32)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._conn.execute(
             "INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)", (user, now_ms)
         )
