@@ -26,7 +26,7 @@ from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.market import MarketPanel
 from ginie_tui.widgets.signals import SignalsPanel
 from tests.faults.proxy import Direction, FaultProxy, is_websocket_upgrade
-from tests.harness import running_server, wait_for
+from tests.harness import ScriptedSource, running_server, wait_for
 
 SIZE = (100, 32)
 POLL_S = 1.0
@@ -225,22 +225,27 @@ def free_port() -> int:
 async def test_a_restarted_server_brings_the_console_back_live_with_nothing_missing(
     tmp_path: Path,
 ) -> None:
+    """Signals 4 to 6 are published while the console is away. It may come back by resuming
+    the socket (the events replayed) or by a fallback poll that lands first (the snapshot);
+    either way it must end up with all six. One scripted source serves both servers, so its
+    snapshot, like the engine's state, outlives the restart."""
     port = free_port()
     now = int(time.time() * 1000)
-    async with running_server(tmp_path, port=port) as first:
+    source = ScriptedSource()
+    async with running_server(tmp_path, port=port, sources=[source]) as first:
         app, _ = console(first.url, first.token)
         token = first.token
         async with app.run_test(size=SIZE):
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
             for n in (1, 2, 3):
-                first.hub.publish("demo", signal(n, now))
+                source.emit("demo", signal(n, now))
             await wait_for(lambda: app.store.get("SIGNAL_UPDATE", "live-3") is not None)
             epoch = app.store.epoch
             await first.server.stop()
             await wait_for(lambda: not app.status.live, timeout=5)
-            async with running_server(tmp_path, port=port) as second:
+            async with running_server(tmp_path, port=port, sources=[source]) as second:
                 for n in (4, 5, 6):
-                    second.hub.publish("demo", signal(n, now))
+                    source.emit("demo", signal(n, now))
                 await wait_for(state_is(app, ConnState.LIVE), timeout=10)
                 table = app.query_one(SignalsPanel).query_one(KeyedTable)
                 wanted = {f"live-{n}" for n in range(1, 7)}
