@@ -147,6 +147,28 @@ async def test_the_row_log_scrolls_with_its_cursor() -> None:
         assert log.cursor_row == 0 and log.scroll_offset.y == 0
 
 
+async def test_the_row_log_grows_a_row_at_a_time_and_its_scrollbar_follows() -> None:
+    """Rows that arrive one by one set the scrollable height without a layout pass; the
+    scrollbar still appears when they pass the height and knows how far there is to go."""
+    app = LogApp(max_rows=100)
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.log_table
+        for n in range(5):
+            log.upsert(*row(n))
+            await pilot.pause()
+        assert not log.show_vertical_scrollbar and log.virtual_size.height == 6
+        for n in range(5, 30):
+            log.upsert(*row(n))
+            await pilot.pause()
+        assert log.virtual_size.height == 31 and log.show_vertical_scrollbar
+        assert log.vertical_scrollbar.window_virtual_size == 31
+        log.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        assert log.cursor_row == 29
+        assert screen_line(app, 9).split() == ["0", "t0"], "the oldest row is reachable"
+
+
 def test_a_burst_merges_into_one_change_per_topic() -> None:
     burst = [
         Change("LIFECYCLE_EVENT", ("1",)),

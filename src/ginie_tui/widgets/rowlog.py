@@ -153,8 +153,26 @@ class RowLog(ScrollView, can_focus=True):
             self._forget(self._order[0][1])
         if changed:
             self.cursor_row = min(self.cursor_row, max(0, len(self._order) - 1))
-            self.virtual_size = Size(self._width, len(self._order) + 1)
+            self._fit_rows()
             self.refresh()
+
+    def _fit_rows(self) -> None:
+        """Make the scrollable height the rows held plus the header.
+
+        Setting `virtual_size` lays out the whole screen, a frame's worth of work that a new row
+        does not need: the log's own size is fixed by its container. So the height is set
+        without layout, and the scrollbar told, unless the scrollbar has to appear or go."""
+        size = Size(self._width, len(self._order) + 1)
+        if size == self.virtual_size:
+            return
+        wants_bar = size.height > self.container_size.height
+        if not self.is_mounted or wants_bar != self.show_vertical_scrollbar:
+            self.virtual_size = size
+            return
+        self.set_reactive(RowLog.virtual_size, size)
+        if wants_bar:
+            self.vertical_scrollbar.window_virtual_size = size.height
+        self.scroll_y = self.validate_scroll_y(self.scroll_y)
 
     def _forget(self, key: str) -> None:
         cells = self._cells.pop(key)
