@@ -1,8 +1,10 @@
 """Market: mark price and funding, a sparkline of candle closes, and the order book.
 
 Market events arrive in bursts; the app collapses a burst into one refresh, and this panel
-renders only the symbol it is showing. When it shows a symbol it says so (`SymbolShown`), and
-the app asks the feed to bring that symbol's recent candles into the store."""
+renders only the symbol it is showing. Its heading has a fixed height, so a tick repaints it
+without laying out the screen (a layout pass costs a whole frame). When it shows a symbol it
+says so (`SymbolShown`), and the app asks the feed to bring that symbol's recent candles into
+the store."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ BOOK_LEVELS = 5
 
 class MarketPanel(Panel):
     DEFAULT_CSS = """
-    MarketPanel #market-head { height: auto; }
+    MarketPanel #market-head { height: 3; }
     MarketPanel #market-spark { height: 4; margin: 0 0 1 0; }
     MarketPanel #market-book { height: 1fr; }
     MarketPanel #market-book KeyedTable { width: 1fr; height: 100%; }
@@ -72,7 +74,7 @@ class MarketPanel(Panel):
         mark = self.store.mark_price(self.symbol) if self.symbol else None
         candles = self.store.klines(self.symbol) if self.symbol else []
         if mark is None and not candles:
-            head.update("[dim]no market data yet[/]")
+            head.update("[dim]no market data yet[/]", layout=False)
         else:
             now = self.clock.now_ms()
             line = f"[b]{self.symbol}[/]  ({len(symbols)} watched, keys \\[ and ] change)"
@@ -89,7 +91,7 @@ class MarketPanel(Panel):
                     f"H {fmt_price(last.high)} L {fmt_price(last.low)} "
                     f"C {fmt_price(last.close)}"
                 )
-            head.update(line)
+            head.update(line, layout=False)
         self.query_one("#market-spark", Sparkline).data = [k.close for k in candles]
         book = self.store.order_book(self.symbol) if self.symbol else None
         bids = book.bids[:BOOK_LEVELS] if book else []
