@@ -44,11 +44,13 @@ from ginie_tui.widgets.signals import SignalsPanel
 
 NEWS_INTERVAL_S = 180.0
 
-GC_THRESHOLDS = (10_000, 10, 100)
+GC_THRESHOLDS = (2_000, 10, 100)
 """Garbage collection while the console runs. Full collections scan every object the process
 holds and stopped frames for 40 to 90 ms under a stream of events; so the objects of the
 start-up are frozen out of them (`gc.freeze` on mount) and they come 10x less often than
-Python's default (700, 10, 10); the young generation is collected every 10,000 objects."""
+Python's default (700, 10, 10). The young generation is collected every 2,000 objects: at
+10,000 a middle-generation pass scanned up to 100,000 survivors and took 25 to 37 ms, at 2,000
+it takes 3 to 5 ms."""
 
 GROUPS = (
     ("trading", "Trading"),
