@@ -21,7 +21,7 @@ BOOK_LEVELS = 5
 
 class MarketPanel(Panel):
     DEFAULT_CSS = """
-    MarketPanel #market-head { height: 3; }
+    MarketPanel #market-head { height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     MarketPanel #market-spark { height: 4; margin: 0 0 1 0; }
     MarketPanel #market-book { height: 1fr; }
     MarketPanel #market-book KeyedTable { width: 1fr; height: 100%; }
