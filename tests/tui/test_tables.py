@@ -148,8 +148,9 @@ async def test_the_row_log_scrolls_with_its_cursor() -> None:
 
 
 async def test_the_row_log_grows_a_row_at_a_time_and_its_scrollbar_follows() -> None:
-    """Rows that arrive one by one set the scrollable height without a layout pass; the
-    scrollbar still appears when they pass the height and knows how far there is to go."""
+    """Rows that arrive one by one set the scrollable height (without a layout pass while the
+    scrollbar stays as it is); the scrollbar still appears when they pass the height and knows
+    how far there is to go."""
     app = LogApp(max_rows=100)
     async with app.run_test(size=(40, 10)) as pilot:
         log = app.log_table

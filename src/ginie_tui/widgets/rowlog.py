@@ -161,12 +161,14 @@ class RowLog(ScrollView, can_focus=True):
 
         Setting `virtual_size` lays out the whole screen, a frame's worth of work that a new row
         does not need: the log's own size is fixed by its container. So the height is set
-        without layout, and the scrollbar told, unless the scrollbar has to appear or go."""
+        without layout, and the scrollbar told, unless the scrollbar has to appear or go (as
+        `overflow-y: auto` decides; before the first layout the container has no height, so
+        that path is taken)."""
         size = Size(self._width, len(self._order) + 1)
         if size == self.virtual_size:
             return
         wants_bar = size.height > self.container_size.height
-        if not self.is_mounted or wants_bar != self.show_vertical_scrollbar:
+        if wants_bar != self.show_vertical_scrollbar:
             self.virtual_size = size
             return
         self.set_reactive(RowLog.virtual_size, size)
