@@ -3,7 +3,9 @@
 Data flow: the feed (a worker, the only I/O) applies events and snapshots to the store and
 reports changes as small messages; the app routes each change to the panels that render its
 topic. Market changes come in bursts, so their message replaces a queued one (`can_replace`)
-and the panels render the latest. A one-second tick re-derives the connection status and the
+and the panels render the latest. Only the panels of the tab on screen render a change; the
+others are marked stale and render from the store when their tab is shown, so a hidden panel
+costs no frames. A one-second tick re-derives the connection status and the
 freshness marks from the clock; it never talks to the server.
 """
 
@@ -19,7 +21,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Footer, TabbedContent
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from ginie_protocol import MARKET_TYPES, TRADING_COMMANDS, CommandArgsError, parse_command_args
 from ginie_tui.clock import Clock, SystemClock
@@ -139,10 +141,14 @@ class GinieApp(App[None]):
         self.status = feed.status()
         self._by_topic: dict[str, list[Panel]] = {}
         self._panels: list[Panel] = []
+        self._tab_of: dict[int, str] = {}
+        self._shown_tab = ""
+        self._stale: dict[int, Panel] = {}
+        """Panels of hidden tabs with changes they have not rendered, by id."""
         self._breaker_state: str | None = None
         self._unrendered: list[Change] = []
-        self._gc_thresholds = gc.get_threshold()
         """Changes reported by the feed and not yet rendered (one StoreChanged is queued)."""
+        self._gc_thresholds = gc.get_threshold()
 
     # ------------------------------------------------------------------ layout
 
@@ -170,7 +176,9 @@ class GinieApp(App[None]):
         self._indicator = self.query_one(ConnectionIndicator)
         self._connection = self.query_one(ConnectionPanel)
         self._panels = list(self.query(Panel))
+        self._shown_tab = self.query_one(TabbedContent).active
         for panel in self._panels:
+            self._tab_of[id(panel)] = panel.query_ancestor(TabPane).id or ""
             for topic in panel.TOPICS:
                 self._by_topic.setdefault(topic, []).append(panel)
         self._show_status(self.status)
@@ -227,7 +235,8 @@ class GinieApp(App[None]):
         for change in merge_changes(changes):
             for panel in self._by_topic.get(change.topic, ()):
                 if panel.ready:
-                    panel.apply_change(change)
+                    if self._on_screen(panel):
+                        panel.apply_change(change)
                     touched[id(panel)] = panel
             if change.topic == "SIGNAL_UPDATE":
                 self._refresh_pending_modal()
@@ -236,15 +245,37 @@ class GinieApp(App[None]):
     def on_market_changed(self, _: MarketChanged) -> None:
         market = [p for p in self._panels if isinstance(p, MarketPanel | PositionsPanel)]
         for panel in market:
-            if panel.ready:
+            if panel.ready and self._on_screen(panel):
                 panel.refresh_market()
         self._show_freshness(market)
+
+    def _on_screen(self, panel: Panel) -> bool:
+        """True when `panel`'s tab is shown; otherwise it is marked stale."""
+        if self._tab_of.get(id(panel)) == self._shown_tab:
+            return True
+        self._stale[id(panel)] = panel
+        return False
+
+    def _render_if_shown(self, panel: Panel) -> None:
+        """Render `panel` from the store and what it holds, if its tab is shown."""
+        if panel.ready and self._on_screen(panel):
+            panel.refresh_all()
+
+    def on_tabbed_content_tab_activated(self, message: TabbedContent.TabActivated) -> None:
+        """Render the stale panels of the tab now shown, from the store."""
+        self._shown_tab = message.pane.id or ""
+        for key, panel in list(self._stale.items()):
+            if self._tab_of[key] == self._shown_tab:
+                del self._stale[key]
+                if panel.ready:
+                    panel.refresh_all()
 
     def on_status_changed(self, message: StatusChanged) -> None:
         self._show_status(message.status)
 
     def on_feed_problem(self, message: FeedProblem) -> None:
         self._connection.add_problem(message.text)
+        self._render_if_shown(self._connection)
 
     def _tick(self) -> None:
         self._show_status(self.feed.status())
@@ -254,6 +285,7 @@ class GinieApp(App[None]):
         self._indicator.now = self.clock.now_ms()
         self._indicator.status = status
         self._connection.show(status)
+        self._render_if_shown(self._connection)
         self._show_freshness()
 
     def _show_freshness(self, panels: Iterable[Panel] | None = None) -> None:

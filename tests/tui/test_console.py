@@ -56,7 +56,7 @@ async def test_approving_shows_the_result_only_from_the_following_event() -> Non
     app = app_with(feed)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: feed.listener is not None)
-        await pilot.press("s")
+        await pilot.press("2", "s")
         await wait_for(lambda: isinstance(app.screen, PendingSignalsModal))
         modal = app.screen
         assert isinstance(modal, PendingSignalsModal)
@@ -165,6 +165,25 @@ async def test_fills_and_breaker_trips_are_notified() -> None:
         await wait_for(lambda: any(n.startswith("Fill: SELL 0.01 BTCUSDT") for n in notes(app)))
         await wait_for(lambda: "Circuit breaker tripped: 3 losses in a row" in notes(app))
         assert cell(app, LifecyclePanel, "4", "step") == "sl_placed"
+
+
+async def test_a_hidden_panel_renders_its_changes_when_its_tab_is_shown() -> None:
+    """A change to a panel on a hidden tab costs no frames: the panel renders it from the store
+    when its tab is shown."""
+    feed = RecordedFeed(LIVE)
+    app = app_with(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: feed.listener is not None)
+        body = app.query_one("#breaker-body", Static)
+        breaker = app.store.singleton("CIRCUIT_BREAKER_UPDATE")
+        tripped: CircuitBreaker = breaker.model_copy(
+            update={"state": "tripped", "reason": "3 losses in a row", "tripped_at": T0}
+        )
+        feed.deliver(make_event(tripped, ts=T0, seq=NEXT_SEQ, epoch=EPOCH))
+        await wait_for(lambda: "Circuit breaker tripped: 3 losses in a row" in notes(app))
+        assert "3 losses in a row" not in str(body.render()), "rendered while hidden"
+        await pilot.press("3")
+        await wait_for(lambda: "3 losses in a row" in str(body.render()))
 
 
 async def test_lifecycle_rows_are_newest_first_and_bounded() -> None:

@@ -117,11 +117,11 @@ async def test_a_published_event_appears_in_its_panel(tmp_path: Path) -> None:
         app, _ = console(rs.url, rs.token)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            await pilot.press("2")
             rs.hub.publish("demo", signal(1, int(time.time() * 1000)))
             table = app.query_one(SignalsPanel).query_one(KeyedTable)
             await wait_for(lambda: "live-1" in table.keys, timeout=5)
             assert "pending" in str(table.get_cell("live-1", "status"))
-            await pilot.press("2")
             await wait_for(lambda: "1 pending" in str(app.query_one(SignalsPanel).border_title))
 
 
@@ -183,9 +183,11 @@ async def test_a_shown_symbol_gets_its_candle_history_once_per_connection(
     once per symbol and connection, again after a reconnect, never on a timer."""
     async with running_server(tmp_path) as rs, FaultProxy("127.0.0.1", rs.server.port) as proxy:
         app, _ = console(proxy.url, rs.token)
-        async with app.run_test(size=SIZE):
+        async with app.run_test(size=SIZE) as pilot:
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
             panel = app.query_one(MarketPanel)
+            assert panel.symbol == "", "a hidden market panel shows no symbol"
+            await pilot.press("5")
             await wait_for(lambda: panel.symbol != "", timeout=10)
             first = panel.symbol
             await wait_for(lambda: len(app.store.klines(first)) > 1, timeout=5)
@@ -235,8 +237,9 @@ async def test_a_restarted_server_brings_the_console_back_live_with_nothing_miss
     async with running_server(tmp_path, port=port, sources=[source]) as first:
         app, _ = console(first.url, first.token)
         token = first.token
-        async with app.run_test(size=SIZE):
+        async with app.run_test(size=SIZE) as pilot:
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            await pilot.press("2")
             for n in (1, 2, 3):
                 source.emit("demo", signal(n, now))
             await wait_for(lambda: app.store.get("SIGNAL_UPDATE", "live-3") is not None)
@@ -267,6 +270,7 @@ async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None
         app, feed = console(rs.url, rs.token)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
+            await pilot.press("2")
             rules = {"auto_execute": False, "signal_ttl_seconds": 86_400}
             assert (await feed.command("autopilot.set_rules", rules)).ok
             await wait_for(

@@ -26,15 +26,13 @@ class ConnectionPanel(Panel):
         yield Static(id="conn-body")
 
     def show(self, status: ConnectionStatus) -> None:
+        """Hold `status` for the next render (the app renders the panel while it is shown)."""
         self._status = status
-        if self.ready:
-            self.refresh_all()
 
     def add_problem(self, text: str) -> None:
+        """Keep the last 20 problems for the next render."""
         self.problems.append(text)
         del self.problems[:-20]
-        if self.ready:
-            self.refresh_all()
 
     def refresh_all(self) -> None:
         status = self._status
