@@ -22,7 +22,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -97,6 +97,8 @@ class RowLog(ScrollView, can_focus=True):
         """Rendered rows by (key, look); emptied when the width, focus or theme changes."""
         self._header: Strip | None = None
         self._drawn_for: tuple[Any, ...] = ()
+        self._frame = (0, 0)
+        """(width, scroll offset) of the frame being rendered."""
         self._styles: dict[str, Style] = {}
         self._width = sum(width + 2 * CELL_PADDING for _, _, width in self._columns)
 
@@ -185,15 +187,20 @@ class RowLog(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ rendering
 
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Read the width, scroll offset and drawing state once a frame, not once a line."""
         self._check_drawing_state()
-        width = self.scrollable_content_region.width
+        self._frame = (self.scrollable_content_region.width, self.scroll_offset.y)
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width, top = self._frame
         if y == 0:
             if self._header is None:
                 labels = [label for _, label, _ in self._columns]
                 self._header = self._line(labels, self._styles["header"], width)
             return self._header
-        index = self.scroll_offset.y + y - 1
+        index = top + y - 1
         if index >= len(self._order):
             return Strip.blank(width, self.rich_style)
         key = self._order[-1 - index][1]
