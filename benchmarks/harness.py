@@ -54,6 +54,19 @@ def split_placement() -> Placement:
     return Placement(frozenset(cpus[:1]), frozenset(cpus[1:]))
 
 
+def console_placement() -> tuple[Placement, frozenset[int] | None]:
+    """The console on the last CPU this process may use; the server and clients on the rest.
+
+    The load's 100 connections stand for other traders' consoles, which run on their own
+    machines; this keeps them, and the server they load, off the measured console's CPU.
+    With one CPU nothing is pinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return Placement(), None
+    rest = frozenset(cpus[:-1])
+    return Placement(rest, rest), frozenset(cpus[-1:])
+
+
 def _cpus(cpus: frozenset[int]) -> str:
     return ",".join(str(cpu) for cpu in sorted(cpus))
 
