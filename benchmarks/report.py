@@ -29,6 +29,7 @@ LIBRARIES = (
     "python-engineio",
     "aiohttp",
     "psutil",
+    "uvloop",
 )
 
 
