@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from benchmarks.clients import shard_users
-from benchmarks.harness import bench_server, percentile, run_latency, split_placement
+from benchmarks.harness import (
+    bench_server,
+    console_placement,
+    percentile,
+    run_latency,
+    split_placement,
+)
 from benchmarks.servers.control import USERS
 
 
@@ -21,6 +27,16 @@ def test_split_placement_keeps_the_server_cpu_apart_from_the_clients() -> None:
         assert placement.clients is not None
         assert not placement.server & placement.clients
         assert placement.describe().startswith("server pinned to CPU ")
+
+
+def test_console_placement_gives_the_console_a_cpu_of_its_own() -> None:
+    placement, console = console_placement()
+    if console is None:
+        assert placement.server is None and placement.clients is None
+    else:
+        assert placement.server is not None and placement.clients is not None
+        assert len(console) == 1
+        assert not console & (placement.server | placement.clients)
 
 
 def test_percentile_is_nearest_rank() -> None:
