@@ -96,6 +96,8 @@ class RowLog(ScrollView, can_focus=True):
         self._strips: dict[tuple[str, int], Strip] = {}
         """Rendered rows by (key, look); emptied when the width, focus or theme changes."""
         self._header: Strip | None = None
+        self._blank: Strip | None = None
+        """The line below the last row."""
         self._drawn_for: tuple[Any, ...] = ()
         self._frame = (0, 0)
         """(width, scroll offset) of the frame being rendered."""
@@ -202,7 +204,9 @@ class RowLog(ScrollView, can_focus=True):
             return self._header
         index = top + y - 1
         if index >= len(self._order):
-            return Strip.blank(width, self.rich_style)
+            if self._blank is None:
+                self._blank = Strip.blank(width, self._styles["blank"])
+            return self._blank
         key = self._order[-1 - index][1]
         stripe = index % 2
         look = CURSOR + stripe if index == self.cursor_row else stripe
@@ -221,7 +225,7 @@ class RowLog(ScrollView, can_focus=True):
         if state != self._drawn_for:
             self._drawn_for = state
             self._strips.clear()
-            self._header = None
+            self._header = self._blank = None
             self._styles = {
                 name: self.get_component_rich_style(f"rowlog--{part}")
                 for name, part in (
@@ -231,6 +235,7 @@ class RowLog(ScrollView, can_focus=True):
                     ("cursor", "cursor"),
                 )
             }
+            self._styles["blank"] = self.rich_style
 
     def _line(self, cells: Sequence[Any], style: Style, width: int) -> Strip:
         pad = " " * CELL_PADDING
