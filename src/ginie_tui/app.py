@@ -5,8 +5,8 @@ reports changes as small messages; the app routes each change to the panels that
 topic. Market changes come in bursts, so their message replaces a queued one (`can_replace`)
 and the panels render the latest. Only the panels of the tab on screen render a change; the
 others are marked stale and render from the store when their tab is shown, so a hidden panel
-costs no frames. A one-second tick re-derives the connection status and the
-freshness marks from the clock; it never talks to the server.
+costs no frames. A one-second tick re-derives the connection status and the freshness marks
+from the clock; it never talks to the server.
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ class GinieApp(App[None]):
         self._by_topic: dict[str, list[Panel]] = {}
         self._panels: list[Panel] = []
         self._tab_of: dict[int, str] = {}
+        """The id of each panel's tab, by the panel's id."""
         self._shown_tab = ""
         self._stale: dict[int, Panel] = {}
         """Panels of hidden tabs with changes they have not rendered, by id."""
