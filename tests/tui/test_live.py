@@ -186,7 +186,6 @@ async def test_a_shown_symbol_gets_its_candle_history_once_per_connection(
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
             panel = app.query_one(MarketPanel)
-            assert panel.symbol == "", "a hidden market panel shows no symbol"
             await pilot.press("5")
             await wait_for(lambda: panel.symbol != "", timeout=10)
             first = panel.symbol
