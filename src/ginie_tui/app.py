@@ -4,8 +4,8 @@ Data flow: the feed (a worker, the only I/O) applies events and snapshots to the
 reports changes as small messages; the app routes each change to the panels that render its
 topic. Market changes come in bursts, so their message replaces a queued one (`can_replace`)
 and the panels render the latest. Only the panels of the tab on screen render a change; the
-others are marked stale and render from the store when their tab is shown, so a hidden panel
-costs no frames. A one-second tick re-derives the connection status and the freshness marks
+others render everything from the store when their tab is shown, so a hidden panel costs no
+frames. A one-second tick re-derives the connection status and the freshness marks
 from the clock; it never talks to the server.
 """
 
@@ -128,7 +128,8 @@ class GinieApp(App[None]):
 
     _indicator: ConnectionIndicator
     _connection: ConnectionPanel
-    """The always-visible indicator and the connection details (found once, on mount)."""
+    _tabs: TabbedContent
+    """The always-visible indicator, the connection details and the tabs (found on mount)."""
 
     def __init__(
         self, feed: FeedPort, store: Store, clock: Clock, settings: ConsoleSettings
@@ -143,9 +144,6 @@ class GinieApp(App[None]):
         self._panels: list[Panel] = []
         self._tab_of: dict[int, str] = {}
         """The id of each panel's tab, by the panel's id."""
-        self._shown_tab = ""
-        self._stale: dict[int, Panel] = {}
-        """Panels of hidden tabs with changes they have not rendered, by id."""
         self._breaker_state: str | None = None
         self._unrendered: list[Change] = []
         """Changes reported by the feed and not yet rendered (one StoreChanged is queued)."""
@@ -177,7 +175,7 @@ class GinieApp(App[None]):
         self._indicator = self.query_one(ConnectionIndicator)
         self._connection = self.query_one(ConnectionPanel)
         self._panels = list(self.query(Panel))
-        self._shown_tab = self.query_one(TabbedContent).active
+        self._tabs = self.query_one(TabbedContent)
         for panel in self._panels:
             self._tab_of[id(panel)] = panel.query_ancestor(TabPane).id or ""
             for topic in panel.TOPICS:
@@ -251,11 +249,8 @@ class GinieApp(App[None]):
         self._show_freshness(market)
 
     def _on_screen(self, panel: Panel) -> bool:
-        """True when `panel`'s tab is shown; otherwise it is marked stale."""
-        if self._tab_of.get(id(panel)) == self._shown_tab:
-            return True
-        self._stale[id(panel)] = panel
-        return False
+        """True when `panel`'s tab is shown (a hidden panel renders when its tab is shown)."""
+        return self._tab_of.get(id(panel)) == self._tabs.active
 
     def _render_if_shown(self, panel: Panel) -> None:
         """Render `panel` from the store and what it holds, if its tab is shown."""
@@ -263,13 +258,11 @@ class GinieApp(App[None]):
             panel.refresh_all()
 
     def on_tabbed_content_tab_activated(self, message: TabbedContent.TabActivated) -> None:
-        """Render the stale panels of the tab now shown, from the store."""
-        self._shown_tab = message.pane.id or ""
-        for key, panel in list(self._stale.items()):
-            if self._tab_of[key] == self._shown_tab:
-                del self._stale[key]
-                if panel.ready:
-                    panel.refresh_all()
+        """Render the panels of the tab now shown from the store: while hidden they rendered
+        nothing (a tab switch is rare, so every panel of the tab renders, changed or not)."""
+        for panel in self._panels:
+            if panel.ready and self._tab_of[id(panel)] == message.pane.id:
+                panel.refresh_all()
 
     def on_status_changed(self, message: StatusChanged) -> None:
         self._show_status(message.status)
