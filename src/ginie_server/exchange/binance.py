@@ -37,7 +37,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from binance.exceptions import BinanceAPIException, BinanceRequestException
@@ -62,6 +62,7 @@ from ginie_server.exchange.base import Exchange, ExchangeError, ExchangeListener
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 DEFAULT_FUTURES_URL = "https://fapi.binance.com/fapi"
 DEFAULT_STREAM_URL = "wss://fstream.binance.com/"
@@ -199,7 +200,7 @@ class BinanceExchange(Exchange):
         try:
             server = await self._call(client.futures_time)
             info = await self._call(client.futures_exchange_info)
-            self._rules = self._map("exchange info", lambda: mapping.symbol_rules(info))
+            self._rules = self._map("exchange info", mapping.symbol_rules, info)
             # python-binance signs with time.time() plus this offset, so it is measured
             # against the same wall clock rather than the injectable one.
             client.timestamp_offset = int(server["serverTime"]) - int(time.time() * 1000)
@@ -289,9 +290,9 @@ class BinanceExchange(Exchange):
         item = await self._call(self._require_client().futures_create_order, **params)
         order = self._map(
             "order response",
-            lambda: (mapping.rest_algo_order if conditional else mapping.rest_order)(
-                item, chain_of=self._chain_of
-            ),
+            mapping.rest_algo_order if conditional else mapping.rest_order,
+            item,
+            chain_of=self._chain_of,
         )
         self._apply_order(order)
         return self._orders.get(order.order_id, order)
@@ -317,9 +318,10 @@ class BinanceExchange(Exchange):
             item = await self._call(client.futures_get_order, algoId=algo_id)
             order = self._map(
                 "algo order",
-                lambda: mapping.rest_algo_order(
-                    item, chain_of=self._chain_of, previous=self._orders.get(order_id)
-                ),
+                mapping.rest_algo_order,
+                item,
+                chain_of=self._chain_of,
+                previous=self._orders.get(order_id),
             )
         else:
             if order_id is not None:
@@ -331,9 +333,10 @@ class BinanceExchange(Exchange):
             item = await self._call(client.futures_cancel_order, symbol=symbol, **params)
             order = self._map(
                 "order response",
-                lambda: mapping.rest_order(
-                    item, chain_of=self._chain_of, previous=self._orders.get(str(item["orderId"]))
-                ),
+                mapping.rest_order,
+                item,
+                chain_of=self._chain_of,
+                previous=self._orders.get(str(item.get("orderId"))),
             )
         self._apply_order(order)
         return self._orders.get(order.order_id, order)
@@ -436,10 +439,10 @@ class BinanceExchange(Exchange):
             )
         )
 
-    def _map(self, what: str, build: Callable[[], _T]) -> _T:
-        """Run a mapping of a REST response; a malformed one becomes ExchangeError."""
+    def _map(self, what: str, build: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Map a REST response with `build(*args, **kwargs)`; a malformed one is ExchangeError."""
         try:
-            return build()
+            return build(*args, **kwargs)
         except mapping.BinancePayloadError as error:
             self._count_malformed(error)
             raise ExchangeError("bad_response", f"Binance sent a malformed {what}") from error
@@ -678,22 +681,20 @@ class BinanceExchange(Exchange):
         for item in open_items:
             order = self._map(
                 "open order",
-                lambda item=item: mapping.rest_order(
-                    item,
-                    chain_of=self._chain_of,
-                    previous=self._orders.get(str(item.get("orderId"))),
-                ),
+                mapping.rest_order,
+                item,
+                chain_of=self._chain_of,
+                previous=self._orders.get(str(item.get("orderId"))),
             )
             still_open.add(order.order_id)
             self._apply_order(order)
         for item in algo_items:
             order = self._map(
                 "open algo order",
-                lambda item=item: mapping.rest_algo_order(
-                    item,
-                    chain_of=self._chain_of,
-                    previous=self._orders.get(f"{mapping.ALGO_ORDER_PREFIX}{item.get('algoId')}"),
-                ),
+                mapping.rest_algo_order,
+                item,
+                chain_of=self._chain_of,
+                previous=self._orders.get(f"{mapping.ALGO_ORDER_PREFIX}{item.get('algoId')}"),
             )
             still_open.add(order.order_id)
             self._apply_order(order)
@@ -707,7 +708,10 @@ class BinanceExchange(Exchange):
         positions = await self._call(client.futures_position_information)
         fresh = self._map(
             "position risk",
-            lambda: mapping.rest_positions(positions, previous=self._positions, now_ms=now),
+            mapping.rest_positions,
+            positions,
+            previous=self._positions,
+            now_ms=now,
         )
         reported = {p.symbol for p in fresh}
         for position in fresh:
@@ -726,7 +730,7 @@ class BinanceExchange(Exchange):
                     )
                 )
         balances = await self._call(client.futures_account_balance)
-        for balance in self._map("balances", lambda: mapping.rest_balances(balances, now_ms=now)):
+        for balance in self._map("balances", mapping.rest_balances, balances, now_ms=now):
             self._apply_balance(balance)
         self.reconciles += 1
         log.info("Binance account reconciled (%d open orders)", len(self.open_orders(self.owner)))
@@ -737,17 +741,13 @@ class BinanceExchange(Exchange):
         if cached.order_id.startswith(mapping.ALGO_ORDER_PREFIX):
             algo_id = self._parse_id(cached.order_id[len(mapping.ALGO_ORDER_PREFIX) :])
             item = await self._call(client.futures_get_order, algoId=algo_id)
-            build = lambda: mapping.rest_algo_order(  # noqa: E731
-                item, chain_of=self._chain_of, previous=cached
-            )
+            build = mapping.rest_algo_order
         else:
             item = await self._call(
                 client.futures_get_order, symbol=cached.symbol, orderId=int(cached.order_id)
             )
-            build = lambda: mapping.rest_order(  # noqa: E731
-                item, chain_of=self._chain_of, previous=cached
-            )
-        self._apply_order(self._map("order", build))
+            build = mapping.rest_order
+        self._apply_order(self._map("order", build, item, chain_of=self._chain_of, previous=cached))
 
     async def _catch_up_fills(self, symbol: str, *, report: bool) -> None:
         """Report the fills of `symbol` made since the last one seen (by trade id)."""
@@ -759,10 +759,7 @@ class BinanceExchange(Exchange):
             items = await self._call(
                 client.futures_account_trades, symbol=symbol, fromId=last + 1, limit=1000
             )
-        numbered = [
-            (self._map("fill", lambda item=item: mapping.rest_trade_number(item)), item)
-            for item in items
-        ]
+        numbered = [(self._map("fill", mapping.rest_trade_number, item), item) for item in items]
         for trade_id, item in sorted(numbered, key=lambda pair: pair[0]):
             if (symbol, trade_id) in self._recent_trades:
                 continue
@@ -774,9 +771,10 @@ class BinanceExchange(Exchange):
             self._apply_trade(
                 self._map(
                     "fill",
-                    lambda item=item, cid=client_order_id: mapping.rest_trade(
-                        item, client_order_id=cid, chain_of=self._chain_of
-                    ),
+                    mapping.rest_trade,
+                    item,
+                    client_order_id=client_order_id,
+                    chain_of=self._chain_of,
                 )
             )
 
@@ -791,10 +789,7 @@ class BinanceExchange(Exchange):
             orderId=self._parse_id(order_id),
         )
         self._apply_order(
-            self._map(
-                "order",
-                lambda: mapping.rest_order(item, chain_of=self._chain_of, previous=order),
-            )
+            self._map("order", mapping.rest_order, item, chain_of=self._chain_of, previous=order)
         )
         return self._orders.get(order_id)
 
