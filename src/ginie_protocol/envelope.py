@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from ginie_protocol.commands import describe_validation_error
-from ginie_protocol.events import ENVELOPE_OF, EVENT_TYPE_OF, Event, WireModel
+from ginie_protocol.events import Event, WireModel, spec_of
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -154,5 +154,5 @@ def _raise_readable(exc: ValidationError, raw: dict[str, Any], tag: str) -> Any:
 
 def make_event(data: WireModel, ts: int, seq: int | None = None, epoch: str | None = None) -> Any:
     """Wrap a data model in the envelope of its event type."""
-    name = EVENT_TYPE_OF[type(data)]
-    return ENVELOPE_OF[name](seq=seq, epoch=epoch, ts=ts, data=data)
+    spec = spec_of(data)
+    return spec.envelope(type=spec.topic.value, seq=seq, epoch=epoch, ts=ts, data=data)

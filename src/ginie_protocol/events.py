@@ -1,18 +1,30 @@
-"""The twenty event types: one model for each event's `data`, and one envelope model per type.
+"""The twenty event types: one model for each event's `data`, and one declaration per type.
 
-Every `data` model maps to exactly one event type (`EVENT_TYPE_OF`). Collection topics (positions,
-orders, signals, ...) carry one item per event and are keyed by `KEY_FIELD`; the REST snapshot of
-such a topic is a list of items. Singleton topics (P&L, breaker, rules, ...) carry the whole state
-in every event, and their snapshot is that same object.
+Each event type is a `Topic` and one `declare(...)` call: its `data` model, its scope (one user's
+or public market data), the field that keys its items, its REST snapshot path and the order its
+snapshot is served in. The declaration builds the type's envelope model and its `EventSpec`;
+`SPECS` holds them in SPEC order, and every other table (the `Event` union, `KEY_FIELD`,
+`SNAPSHOT_PATH`, ...) is derived from `SPECS`.
+
+Every `data` model maps to exactly one event type (`spec_of`). Collection topics (positions,
+orders, signals, ...) carry one item per event and are keyed by `EventSpec.key`; the REST snapshot
+of such a topic is a list of items. Singleton topics (P&L, breaker, rules, ...) carry the whole
+state in every event, and their snapshot is that same object.
 
 Numbers are JSON floats; times are integer milliseconds since the epoch (UTC).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import reduce
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 Side = Literal["BUY", "SELL"]
 OrderType = Literal["MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET"]
@@ -362,253 +374,247 @@ class OrderBook(WireModel):
     time: int
 
 
-# ---------------------------------------------------------------------------- envelopes
+# ---------------------------------------------------------------------------- declarations
+
+
+class Scope(StrEnum):
+    """Whose an event is: one user's (numbered by `seq`, never dropped) or public market data."""
+
+    USER = "user"
+    MARKET = "market"
+
+
+class Topic(StrEnum):
+    """The twenty event types, in the order of SPEC section 4; each member is its wire name.
+
+    A member equals and hashes like its name, so plain strings still find `Topic` keys."""
+
+    POSITION_UPDATE = "POSITION_UPDATE"
+    ORDER_UPDATE = "ORDER_UPDATE"
+    TRADE_UPDATE = "TRADE_UPDATE"
+    BALANCE_UPDATE = "BALANCE_UPDATE"
+    CHAIN_UPDATE = "CHAIN_UPDATE"
+    LIFECYCLE_EVENT = "LIFECYCLE_EVENT"
+    GINIE_STATUS_UPDATE = "GINIE_STATUS_UPDATE"
+    SIGNAL_UPDATE = "SIGNAL_UPDATE"
+    CIRCUIT_BREAKER_UPDATE = "CIRCUIT_BREAKER_UPDATE"
+    MODE_SAFETY_UPDATE = "MODE_SAFETY_UPDATE"
+    MODE_ALLOCATION_UPDATE = "MODE_ALLOCATION_UPDATE"
+    AUTOPILOT_RULES_UPDATE = "AUTOPILOT_RULES_UPDATE"
+    PNL_UPDATE = "PNL_UPDATE"
+    PERFORMANCE_UPDATE = "PERFORMANCE_UPDATE"
+    STATS_UPDATE = "STATS_UPDATE"
+    SYSTEM_STATUS_UPDATE = "SYSTEM_STATUS_UPDATE"
+    HEALTH_UPDATE = "HEALTH_UPDATE"
+    FUTURES_MARK_PRICE_UPDATE = "FUTURES_MARK_PRICE_UPDATE"
+    FUTURES_KLINE_UPDATE = "FUTURES_KLINE_UPDATE"
+    FUTURES_ORDERBOOK_UPDATE = "FUTURES_ORDERBOOK_UPDATE"
 
 
 class _EventEnvelope(WireModel):
-    """`seq` and `epoch` are set on user events and absent on market events."""
+    """`seq` and `epoch` are set on user events and absent on market events.
+
+    Each event type's envelope narrows `type` to its topic's name and `data` to its model."""
 
     type: str
     seq: int | None = None
     epoch: str | None = None
     ts: int
+    data: WireModel
 
 
-class PositionUpdate(_EventEnvelope):
-    type: Literal["POSITION_UPDATE"] = "POSITION_UPDATE"
-    data: Position
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """Everything both sides need to know about one event type."""
+
+    topic: Topic
+    model: type[WireModel]
+    """The `data` model."""
+    envelope: type[_EventEnvelope]
+    """The envelope model: `type`, `seq`, `epoch`, `ts` and `data`."""
+    scope: Scope
+    key: str | None
+    """The field that keys a collection topic's items; None for a singleton topic."""
+    snapshot_path: str | None
+    """The REST snapshot path; None for market topics, which share `/api/market/{symbol}`."""
+    sort: str | None = None
+    """A collection snapshot is served in this field's order (then by key); None: by key."""
 
 
-class OrderUpdate(_EventEnvelope):
-    type: Literal["ORDER_UPDATE"] = "ORDER_UPDATE"
-    data: Order
+_declared: dict[Topic, EventSpec] = {}
 
 
-class TradeUpdate(_EventEnvelope):
-    type: Literal["TRADE_UPDATE"] = "TRADE_UPDATE"
-    data: Trade
+def declare(
+    topic: Topic,
+    model: type[WireModel],
+    scope: Scope,
+    *,
+    key: str | None,
+    snapshot_path: str | None = None,
+    sort: str | None = None,
+    name: str | None = None,
+) -> type[_EventEnvelope]:
+    """Declare one event type: build its envelope model (named `name`, by default the data
+    model's name + `Update`), record its `EventSpec`, and return the envelope."""
+    for field in (key, sort):
+        if field is not None and field not in model.model_fields:
+            raise ValueError(f"{topic}: {model.__name__} has no field {field!r}")
+    if (scope is Scope.USER) != (snapshot_path is not None):
+        raise ValueError(f"{topic}: user topics, and only they, have a snapshot path")
+    if topic in _declared or any(s.model is model for s in _declared.values()):
+        raise ValueError(f"{topic}: topic or data model declared twice")
+    tag: Any = Literal[topic.value]  # the discriminator: exactly this topic's name
+    envelope: type[_EventEnvelope] = create_model(
+        name or f"{model.__name__}Update",
+        __base__=_EventEnvelope,
+        __module__=__name__,
+        type=(tag, topic.value),
+        data=(model, ...),
+    )
+    _declared[topic] = EventSpec(topic, model, envelope, scope, key, snapshot_path, sort)
+    return envelope
 
 
-class BalanceUpdate(_EventEnvelope):
-    type: Literal["BALANCE_UPDATE"] = "BALANCE_UPDATE"
-    data: Balance
+_U, _M = Scope.USER, Scope.MARKET
+
+PositionUpdate = declare(
+    Topic.POSITION_UPDATE, Position, _U, key="symbol", snapshot_path="/api/futures/positions"
+)
+OrderUpdate = declare(
+    Topic.ORDER_UPDATE,
+    Order,
+    _U,
+    key="order_id",
+    snapshot_path="/api/futures/orders/all",
+    sort="created_at",
+)
+TradeUpdate = declare(
+    Topic.TRADE_UPDATE, Trade, _U, key="trade_id", snapshot_path="/api/futures/trades", sort="time"
+)
+BalanceUpdate = declare(
+    Topic.BALANCE_UPDATE, Balance, _U, key="asset", snapshot_path="/api/futures/balances"
+)
+ChainUpdate = declare(
+    Topic.CHAIN_UPDATE,
+    Chain,
+    _U,
+    key="chain_id",
+    snapshot_path="/api/futures/chains",
+    sort="opened_at",
+)
+LifecycleEventUpdate = declare(
+    Topic.LIFECYCLE_EVENT, LifecycleEvent, _U, key="id", snapshot_path="/api/futures/trade-events"
+)
+GinieStatusUpdate = declare(
+    Topic.GINIE_STATUS_UPDATE, GinieStatus, _U, key=None, snapshot_path="/api/ginie/status"
+)
+SignalUpdate = declare(
+    Topic.SIGNAL_UPDATE,
+    Signal,
+    _U,
+    key="signal_id",
+    snapshot_path="/api/signals",
+    sort="created_at",
+)
+CircuitBreakerUpdate = declare(
+    Topic.CIRCUIT_BREAKER_UPDATE,
+    CircuitBreaker,
+    _U,
+    key=None,
+    snapshot_path="/api/circuit-breaker",
+)
+ModeSafetyUpdate = declare(
+    Topic.MODE_SAFETY_UPDATE, ModeSafety, _U, key="mode", snapshot_path="/api/modes/safety"
+)
+ModeAllocationUpdate = declare(
+    Topic.MODE_ALLOCATION_UPDATE,
+    ModeAllocation,
+    _U,
+    key="mode",
+    snapshot_path="/api/modes/allocation",
+)
+AutopilotRulesUpdate = declare(
+    Topic.AUTOPILOT_RULES_UPDATE,
+    AutopilotRules,
+    _U,
+    key=None,
+    snapshot_path="/api/autopilot/rules",
+)
+PnlUpdate = declare(Topic.PNL_UPDATE, Pnl, _U, key=None, snapshot_path="/api/pnl")
+PerformanceUpdate = declare(
+    Topic.PERFORMANCE_UPDATE, Performance, _U, key=None, snapshot_path="/api/performance"
+)
+StatsUpdate = declare(Topic.STATS_UPDATE, Stats, _U, key=None, snapshot_path="/api/stats")
+SystemStatusUpdate = declare(
+    Topic.SYSTEM_STATUS_UPDATE, SystemStatus, _U, key=None, snapshot_path="/api/system/status"
+)
+HealthUpdate = declare(
+    Topic.HEALTH_UPDATE,
+    ApiHealth,
+    _U,
+    key=None,
+    snapshot_path="/api/system/health",
+    name="HealthUpdate",
+)
+MarkPriceUpdate = declare(Topic.FUTURES_MARK_PRICE_UPDATE, MarkPrice, _M, key="symbol")
+KlineUpdate = declare(Topic.FUTURES_KLINE_UPDATE, Kline, _M, key="symbol")
+OrderBookUpdate = declare(Topic.FUTURES_ORDERBOOK_UPDATE, OrderBook, _M, key="symbol")
 
 
-class ChainUpdate(_EventEnvelope):
-    type: Literal["CHAIN_UPDATE"] = "CHAIN_UPDATE"
-    data: Chain
+# ---------------------------------------------------------------------------- derived tables
+
+SPECS: Mapping[Topic, EventSpec] = MappingProxyType({topic: _declared[topic] for topic in Topic})
+"""Every event type's declaration, in the order of SPEC section 4 (a missing one fails here)."""
+
+_SPEC_OF_MODEL: dict[type[WireModel], EventSpec] = {s.model: s for s in SPECS.values()}
 
 
-class LifecycleEventUpdate(_EventEnvelope):
-    type: Literal["LIFECYCLE_EVENT"] = "LIFECYCLE_EVENT"
-    data: LifecycleEvent
+def spec_of(data: WireModel | type[WireModel]) -> EventSpec:
+    """The declaration of the event type whose `data` is this model (an instance or the class).
+
+    Raises KeyError for a model that is not an event's data, TypeError for a non-model."""
+    cls = data if isinstance(data, type) else type(data)
+    if not issubclass(cls, WireModel):
+        raise TypeError(f"{cls.__name__} is not a wire model")
+    return _SPEC_OF_MODEL[cls]
 
 
-class GinieStatusUpdate(_EventEnvelope):
-    type: Literal["GINIE_STATUS_UPDATE"] = "GINIE_STATUS_UPDATE"
-    data: GinieStatus
+USER_TOPICS: tuple[Topic, ...] = tuple(t for t, s in SPECS.items() if s.scope is Scope.USER)
+"""The per-user topics, in SPEC order."""
 
+MARKET_TOPICS: tuple[Topic, ...] = tuple(t for t, s in SPECS.items() if s.scope is Scope.MARKET)
+"""The public market topics, in SPEC order."""
 
-class SignalUpdate(_EventEnvelope):
-    type: Literal["SIGNAL_UPDATE"] = "SIGNAL_UPDATE"
-    data: Signal
-
-
-class CircuitBreakerUpdate(_EventEnvelope):
-    type: Literal["CIRCUIT_BREAKER_UPDATE"] = "CIRCUIT_BREAKER_UPDATE"
-    data: CircuitBreaker
-
-
-class ModeSafetyUpdate(_EventEnvelope):
-    type: Literal["MODE_SAFETY_UPDATE"] = "MODE_SAFETY_UPDATE"
-    data: ModeSafety
-
-
-class ModeAllocationUpdate(_EventEnvelope):
-    type: Literal["MODE_ALLOCATION_UPDATE"] = "MODE_ALLOCATION_UPDATE"
-    data: ModeAllocation
-
-
-class AutopilotRulesUpdate(_EventEnvelope):
-    type: Literal["AUTOPILOT_RULES_UPDATE"] = "AUTOPILOT_RULES_UPDATE"
-    data: AutopilotRules
-
-
-class PnlUpdate(_EventEnvelope):
-    type: Literal["PNL_UPDATE"] = "PNL_UPDATE"
-    data: Pnl
-
-
-class PerformanceUpdate(_EventEnvelope):
-    type: Literal["PERFORMANCE_UPDATE"] = "PERFORMANCE_UPDATE"
-    data: Performance
-
-
-class StatsUpdate(_EventEnvelope):
-    type: Literal["STATS_UPDATE"] = "STATS_UPDATE"
-    data: Stats
-
-
-class SystemStatusUpdate(_EventEnvelope):
-    type: Literal["SYSTEM_STATUS_UPDATE"] = "SYSTEM_STATUS_UPDATE"
-    data: SystemStatus
-
-
-class HealthUpdate(_EventEnvelope):
-    type: Literal["HEALTH_UPDATE"] = "HEALTH_UPDATE"
-    data: ApiHealth
-
-
-class MarkPriceUpdate(_EventEnvelope):
-    type: Literal["FUTURES_MARK_PRICE_UPDATE"] = "FUTURES_MARK_PRICE_UPDATE"
-    data: MarkPrice
-
-
-class KlineUpdate(_EventEnvelope):
-    type: Literal["FUTURES_KLINE_UPDATE"] = "FUTURES_KLINE_UPDATE"
-    data: Kline
-
-
-class OrderBookUpdate(_EventEnvelope):
-    type: Literal["FUTURES_ORDERBOOK_UPDATE"] = "FUTURES_ORDERBOOK_UPDATE"
-    data: OrderBook
-
-
-Event = Annotated[
-    PositionUpdate
-    | OrderUpdate
-    | TradeUpdate
-    | BalanceUpdate
-    | ChainUpdate
-    | LifecycleEventUpdate
-    | GinieStatusUpdate
-    | SignalUpdate
-    | CircuitBreakerUpdate
-    | ModeSafetyUpdate
-    | ModeAllocationUpdate
-    | AutopilotRulesUpdate
-    | PnlUpdate
-    | PerformanceUpdate
-    | StatsUpdate
-    | SystemStatusUpdate
-    | HealthUpdate
-    | MarkPriceUpdate
-    | KlineUpdate
-    | OrderBookUpdate,
-    Field(discriminator="type"),
+Event: Any = Annotated[
+    reduce(operator.or_, (s.envelope for s in SPECS.values())), Field(discriminator="type")
 ]
 """Any of the twenty events, discriminated by `type`."""
 
-EventData = (
-    Position
-    | Order
-    | Trade
-    | Balance
-    | Chain
-    | LifecycleEvent
-    | GinieStatus
-    | Signal
-    | CircuitBreaker
-    | ModeSafety
-    | ModeAllocation
-    | AutopilotRules
-    | Pnl
-    | Performance
-    | Stats
-    | SystemStatus
-    | ApiHealth
-    | MarkPrice
-    | Kline
-    | OrderBook
-)
+EventData: Any = reduce(operator.or_, (s.model for s in SPECS.values()))
+"""Any event's `data` model."""
 
-ENVELOPE_OF: dict[str, type[_EventEnvelope]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        PositionUpdate,
-        OrderUpdate,
-        TradeUpdate,
-        BalanceUpdate,
-        ChainUpdate,
-        LifecycleEventUpdate,
-        GinieStatusUpdate,
-        SignalUpdate,
-        CircuitBreakerUpdate,
-        ModeSafetyUpdate,
-        ModeAllocationUpdate,
-        AutopilotRulesUpdate,
-        PnlUpdate,
-        PerformanceUpdate,
-        StatsUpdate,
-        SystemStatusUpdate,
-        HealthUpdate,
-        MarkPriceUpdate,
-        KlineUpdate,
-        OrderBookUpdate,
-    )
-}
+ENVELOPE_OF: dict[str, type[_EventEnvelope]] = {t: s.envelope for t, s in SPECS.items()}
 """Event type name to its envelope model."""
 
-EVENT_TYPES: tuple[str, ...] = tuple(ENVELOPE_OF)
+EVENT_TYPES: tuple[Topic, ...] = tuple(SPECS)
 """The twenty event type names, in the order of SPEC section 4."""
 
-EVENT_TYPE_OF: dict[type[WireModel], str] = {
-    env.model_fields["data"].annotation: name for name, env in ENVELOPE_OF.items()
-}
+EVENT_TYPE_OF: dict[type[WireModel], Topic] = {s.model: t for t, s in SPECS.items()}
 """Data model class to its event type name."""
 
-DATA_MODEL_OF: dict[str, type[WireModel]] = {name: cls for cls, name in EVENT_TYPE_OF.items()}
+DATA_MODEL_OF: dict[str, type[WireModel]] = {t: s.model for t, s in SPECS.items()}
 """Event type name to its data model class."""
 
-MARKET_TYPES: frozenset[str] = frozenset(
-    {"FUTURES_MARK_PRICE_UPDATE", "FUTURES_KLINE_UPDATE", "FUTURES_ORDERBOOK_UPDATE"}
-)
+MARKET_TYPES: frozenset[Topic] = frozenset(MARKET_TOPICS)
 """Public market events: no `seq`, may be coalesced per symbol."""
 
-USER_TYPES: frozenset[str] = frozenset(EVENT_TYPES) - MARKET_TYPES
+USER_TYPES: frozenset[Topic] = frozenset(USER_TOPICS)
 """Per-user events: numbered by `seq`, never coalesced, never dropped."""
 
-KEY_FIELD: dict[str, str | None] = {
-    "POSITION_UPDATE": "symbol",
-    "ORDER_UPDATE": "order_id",
-    "TRADE_UPDATE": "trade_id",
-    "BALANCE_UPDATE": "asset",
-    "CHAIN_UPDATE": "chain_id",
-    "LIFECYCLE_EVENT": "id",
-    "GINIE_STATUS_UPDATE": None,
-    "SIGNAL_UPDATE": "signal_id",
-    "CIRCUIT_BREAKER_UPDATE": None,
-    "MODE_SAFETY_UPDATE": "mode",
-    "MODE_ALLOCATION_UPDATE": "mode",
-    "AUTOPILOT_RULES_UPDATE": None,
-    "PNL_UPDATE": None,
-    "PERFORMANCE_UPDATE": None,
-    "STATS_UPDATE": None,
-    "SYSTEM_STATUS_UPDATE": None,
-    "HEALTH_UPDATE": None,
-    "FUTURES_MARK_PRICE_UPDATE": "symbol",
-    "FUTURES_KLINE_UPDATE": "symbol",
-    "FUTURES_ORDERBOOK_UPDATE": "symbol",
-}
+KEY_FIELD: dict[str, str | None] = {t: s.key for t, s in SPECS.items()}
 """The field that keys a collection topic's items; None for a singleton topic."""
 
 SNAPSHOT_PATH: dict[str, str] = {
-    "POSITION_UPDATE": "/api/futures/positions",
-    "ORDER_UPDATE": "/api/futures/orders/all",
-    "TRADE_UPDATE": "/api/futures/trades",
-    "BALANCE_UPDATE": "/api/futures/balances",
-    "CHAIN_UPDATE": "/api/futures/chains",
-    "LIFECYCLE_EVENT": "/api/futures/trade-events",
-    "GINIE_STATUS_UPDATE": "/api/ginie/status",
-    "SIGNAL_UPDATE": "/api/signals",
-    "CIRCUIT_BREAKER_UPDATE": "/api/circuit-breaker",
-    "MODE_SAFETY_UPDATE": "/api/modes/safety",
-    "MODE_ALLOCATION_UPDATE": "/api/modes/allocation",
-    "AUTOPILOT_RULES_UPDATE": "/api/autopilot/rules",
-    "PNL_UPDATE": "/api/pnl",
-    "PERFORMANCE_UPDATE": "/api/performance",
-    "STATS_UPDATE": "/api/stats",
-    "SYSTEM_STATUS_UPDATE": "/api/system/status",
-    "HEALTH_UPDATE": "/api/system/health",
+    t: s.snapshot_path for t, s in SPECS.items() if s.snapshot_path is not None
 }
 """REST snapshot path of each user topic. Market topics share `/api/market/{symbol}`."""
