@@ -8,7 +8,6 @@ starts the event sources with the hub as their publisher, and listens on one por
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import http
 import json
@@ -30,7 +29,7 @@ from ginie_server.exchange.base import ExchangeError
 from ginie_server.hub import Hub
 from ginie_server.rest import RestAnswer, RestApi
 from ginie_server.sources import CommandHandler, SnapshotProvider, Source
-from ginie_server.storage.db import WalCheckpointer, open_database
+from ginie_server.storage.db import WalCheckpointer, open_database, transaction
 from ginie_server.storage.trading import TradingStore
 from ginie_server.storage.users import UserStore
 from ginie_server.throttle import AuthThrottle, retry_after_seconds
@@ -110,7 +109,8 @@ class GinieServer:
         self._checkpointer.start()
         users = UserStore(db)
         if not users.has_users():
-            self.demo_token = users.create_token(DEMO_USER, self.clock.now_ms())
+            with transaction(db):
+                self.demo_token = users.create_token(DEMO_USER, self.clock.now_ms())
         hub = self._hub = Hub(db, clock=self.clock, limits=config.limits)
         self.sources = (
             list(self._given_sources)
@@ -174,8 +174,6 @@ class GinieServer:
             await asyncio.to_thread(checkpointer.stop)
         db, self._db = self._db, None
         if db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                db.commit()
             db.close()
         thresholds, self._gc_thresholds = self._gc_thresholds, None
         if thresholds is not None:
@@ -194,7 +192,8 @@ class GinieServer:
         """Create `user` if needed and a new token for it (the `token create` of a live server)."""
         if self._db is None:
             raise RuntimeError("the server is not started")
-        return UserStore(self._db).create_token(user, self.clock.now_ms())
+        with transaction(self._db):
+            return UserStore(self._db).create_token(user, self.clock.now_ms())
 
     @property
     def host(self) -> str:

@@ -30,7 +30,7 @@ from typing import NoReturn
 from ginie_server import __version__
 from ginie_server.app import GinieServer
 from ginie_server.config import ConfigError, ServerConfig
-from ginie_server.storage.db import DatabaseError, open_database
+from ginie_server.storage.db import DatabaseError, open_database, transaction
 from ginie_server.storage.users import UserNameError, UserStore, check_user_name
 
 PROG = "ginie-server"
@@ -152,9 +152,13 @@ def _token_command(ns: argparse.Namespace) -> int:
         users = UserStore(db)
         now = time.time_ns() // 1_000_000
         if ns.action == "create":
-            print(users.create_token(ns.user, now), flush=True)
+            with transaction(db):
+                token = users.create_token(ns.user, now)
+            print(token, flush=True)
         elif ns.action == "revoke":
-            if users.revoke(ns.user, now) == 0:
+            with transaction(db):
+                revoked = users.revoke(ns.user, now)
+            if revoked == 0:
                 print(f"{PROG}: no live token of {ns.user}", file=sys.stderr)
                 return 1
             print(f"revoked every token of {ns.user}")

@@ -4,10 +4,10 @@ A source (the trading engine) receives a `Publisher` when it starts and
 calls it synchronously on the event loop. It offers the hub its REST snapshots and its command
 handlers. The hub never knows what a position is; a source never knows what a socket is.
 
-Consistency rule: the hub and the sources share one sqlite3 connection. `Publisher.publish`
-writes the event and commits, so any state a source wrote on that connection just before
-publishing lands in the same transaction as its event. A snapshot provider is called on the
-loop between publishes, so the `seq` the hub attaches to a snapshot is exactly the last event
+Consistency rule: a source never writes or commits on its own. It stages its state writes with
+`Publisher.write` and its events with `Publisher.publish`; the hub's journal commits both in
+one transaction before any of those events is sent. A snapshot provider serves what the
+source last published, so the `seq` the hub attaches to a snapshot is exactly the last event
 the snapshot includes.
 """
 
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from ginie_protocol.commands import CommandArgs
 from ginie_protocol.events import Kline, MarkPrice, OrderBook, WireModel
+from ginie_server.storage.db import StateWrite
 
 MarketData = MarkPrice | Kline | OrderBook
 
@@ -30,6 +31,9 @@ class Publisher(Protocol):
 
     def publish_market(self, data: MarketData) -> None:
         """Publish a public market event: not numbered, may be coalesced per symbol."""
+
+    def write(self, op: StateWrite) -> None:
+        """Stage a state write: it commits in one transaction with the events published next."""
 
 
 SnapshotProvider = Callable[[str], WireModel | list[Any]]

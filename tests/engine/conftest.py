@@ -1,4 +1,5 @@
-"""A trading engine on a paper exchange, driven by a manual clock, publishing to a recorder."""
+"""A trading engine on a paper exchange, driven by a manual clock, publishing to a recorder
+that hands everything to a real hub, so state and events commit as they do in the server."""
 
 from __future__ import annotations
 
@@ -10,25 +11,29 @@ from pathlib import Path
 import pytest
 
 from ginie_protocol.commands import parse_command_args
-from ginie_protocol.events import EVENT_TYPE_OF, WireModel
+from ginie_protocol.events import WireModel, spec_of
 from ginie_server.clock import ManualClock
-from ginie_server.engine import TradingEngine, build_paper_engine
+from ginie_server.engine import AccountBook, TradingEngine, build_paper_engine
 from ginie_server.exchange.paper import PaperExchange
+from ginie_server.hub import Hub
 from ginie_server.sources import MarketData
-from ginie_server.storage.db import open_database
+from ginie_server.storage.db import StateWrite, open_database
 
 
 @dataclass
 class Recorder:
-    """A Publisher that keeps what it is given, and commits like the hub does."""
+    """A Publisher that keeps what it is given and passes it on to a real hub."""
 
-    conn: sqlite3.Connection
+    hub: Hub
     events: list[tuple[str, str, WireModel]] = field(default_factory=list)
     market: list[MarketData] = field(default_factory=list)
 
     def publish(self, user: str, data: WireModel) -> None:
-        self.events.append((user, EVENT_TYPE_OF[type(data)], data))
-        self.conn.commit()
+        self.events.append((user, spec_of(data).topic, data))
+        self.hub.publish(user, data)
+
+    def write(self, op: StateWrite) -> None:
+        self.hub.write(op)
 
     def publish_market(self, data: MarketData) -> None:
         self.market.append(data)
@@ -46,7 +51,8 @@ class Rig:
         self.speed = speed
         self.clock = ManualClock()
         self.conn = open_database(db_path)
-        self.recorder = Recorder(self.conn)
+        self.hub = Hub(self.conn, clock=self.clock)
+        self.recorder = Recorder(self.hub)
         self.engine: TradingEngine = build_paper_engine(
             self.conn, self.clock, seed=seed, speed=speed, loop_seconds=None
         )
@@ -79,8 +85,19 @@ class Rig:
     async def command(self, user: str, name: str, **args: object) -> dict[str, object]:
         return await self.engine.commands[name](user, parse_command_args(name, dict(args)))
 
+    def book(self, user: str) -> AccountBook:
+        book = self.engine.book(user)
+        assert book is not None, f"the engine holds no account of {user}"
+        return book
+
+    def committed(self) -> sqlite3.Connection:
+        """The database as a reader sees it once the hub has committed (as REST reads do)."""
+        self.hub.flush()
+        return self.conn
+
     async def close(self) -> None:
         await self.engine.stop()
+        self.hub.close()
         self.conn.close()
 
 

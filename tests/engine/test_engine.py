@@ -19,7 +19,7 @@ from ginie_protocol.events import (
     Signal,
     WireModel,
 )
-from ginie_server.engine import USER_TOPICS
+from ginie_server.engine import ENGINE_TOPICS as USER_TOPICS
 from ginie_server.sources import CommandError
 
 from .conftest import Rig
@@ -74,7 +74,7 @@ async def test_users_trade_apart_and_see_only_their_own_events(rig: Rig) -> None
 async def test_signal_commands(rig: Rig) -> None:
     await rig.start("alice")
     await rig.command("alice", "autopilot.set_rules", auto_execute=False, signal_ttl_seconds=10)
-    pilot = rig.engine._users["alice"].autopilot
+    pilot = rig.book("alice").autopilot
     await rig.run_until(lambda: any(s.status == "pending" for s in pilot.signals.values()))
     signal = next(s for s in pilot.signals.values() if s.status == "pending")
     result = await rig.command("alice", "signal.reject", signal_id=signal.signal_id, reason="no")
@@ -140,7 +140,7 @@ async def test_the_breaker_trips_blocks_entries_and_cools_down(rig: Rig) -> None
 
 async def test_cancel_and_close_commands(rig: Rig) -> None:
     await rig.start("alice")
-    user = rig.engine._users["alice"]
+    user = rig.book("alice")
     await rig.run_until(lambda: bool(user.live_chains()))
     chain = user.live_chains()[0]
     with pytest.raises(CommandError) as err:
@@ -166,10 +166,10 @@ async def test_cancel_and_close_commands(rig: Rig) -> None:
 async def test_everything_reloads_after_a_restart(db_path: Path) -> None:
     first = Rig(db_path)
     await first.start("alice")
-    user = first.engine._users["alice"]
+    user = first.book("alice")
     await first.run_until(lambda: bool(user.live_chains()))
     snapshots = {t: first.engine.snapshots[t]("alice") for t in USER_TOPICS}
-    internal = first.engine._internal(user)
+    internal = user.internal_books()
     prices = {s: first.paper.market.price(s) for s in first.paper.symbols}
     await first.close()
 
@@ -178,7 +178,7 @@ async def test_everything_reloads_after_a_restart(db_path: Path) -> None:
     for topic in USER_TOPICS:
         if topic not in ("SYSTEM_STATUS_UPDATE", "HEALTH_UPDATE"):
             assert second.engine.snapshots[topic]("alice") == snapshots[topic], topic
-    assert second.engine._internal(second.engine._users["alice"]) == internal
+    assert second.book("alice").internal_books() == internal
     assert {s: second.paper.market.price(s) for s in second.paper.symbols} == prices
     account = second.paper.account("alice")
     assert {p.symbol: p.size for p in account.open_positions(0)} == {
@@ -199,7 +199,7 @@ async def test_everything_reloads_after_a_restart(db_path: Path) -> None:
 async def test_a_restart_gives_a_live_chain_its_exits_back(db_path: Path) -> None:
     first = Rig(db_path)
     await first.start("alice")
-    user = first.engine._users["alice"]
+    user = first.book("alice")
     await first.run_until(lambda: bool(user.live_chains()))
     chain = user.live_chains()[0]
     for cid in [*chain.take_profit_client_order_ids, chain.stop_loss_client_order_id]:
@@ -211,6 +211,6 @@ async def test_a_restart_gives_a_live_chain_its_exits_back(db_path: Path) -> Non
     await second.start()
     steps = [d.step for d in second.recorder.of("alice", "LIFECYCLE_EVENT")]  # type: ignore[attr-defined]
     assert steps[0] == "exits_restored"
-    open_ids = {o.client_order_id for o in second.engine._users["alice"].open_orders()}
+    open_ids = {o.client_order_id for o in second.book("alice").open_orders()}
     assert chain.stop_loss_client_order_id in open_ids
     await second.close()

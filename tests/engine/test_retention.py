@@ -37,9 +37,9 @@ STRATEGIES = ("ema_cross", "breakout")
 
 def offer_signal(rig: Rig, n: int, signal_id: str) -> Signal:
     """A pending signal for trade `n` at the current mark, its stop and target 5 % away."""
-    u = rig.engine._users["alice"]
+    u = rig.book("alice")
     symbol = SYMBOLS[n % len(SYMBOLS)]
-    mark = rig.engine._marks[symbol]
+    mark = rig.engine.marks[symbol]
     long = n % 2 == 0
     now = rig.clock.now_ms()
     signal = Signal(
@@ -63,7 +63,7 @@ def offer_signal(rig: Rig, n: int, signal_id: str) -> Signal:
 
 async def keep_entries_open(rig: Rig) -> None:
     """Resume paused modes and reset the breaker, so that losing streaks do not stop the run."""
-    u = rig.engine._users["alice"]
+    u = rig.book("alice")
     for mode in MODES:
         if u.safety[mode].status != "active":
             await rig.command("alice", "mode.resume", mode=mode)
@@ -94,7 +94,7 @@ async def trade_many(rig: Rig) -> None:
         if n % 3 == 0:
             await rig.run(1)
         await rig.command("alice", "position.close", symbol=signal.symbol)
-        chain = rig.engine._users["alice"].chains[str(result["chain_id"])]
+        chain = rig.book("alice").chains[str(result["chain_id"])]
         assert chain.status == "closed", chain
         if n % REJECTED_EVERY == 0:
             extra = offer_signal(rig, n, f"M{next(offered)}")
@@ -102,7 +102,7 @@ async def trade_many(rig: Rig) -> None:
 
 
 def stored(rig: Rig, topic: str) -> list[str]:
-    rows = rig.conn.execute(
+    rows = rig.committed().execute(
         "SELECT data FROM trading_state WHERE user = 'alice' AND topic = ?", (topic,)
     )
     return [r[0] for r in rows]
@@ -145,13 +145,13 @@ async def test_a_long_history_stays_bounded_in_memory_and_correct_in_totals(
 ) -> None:
     rig = Rig(db_path)
     await trade_many(rig)
-    u = rig.engine._users["alice"]
+    u = rig.book("alice")
     pilot = u.autopilot
 
     # memory: nothing live, exactly the newest finished chains and decided signals
     assert (len(u.chains.live), len(u.chains.finished)) == (0, KEPT_CHAINS)
     assert (len(pilot.signals.live), len(pilot.signals.finished)) == (0, KEPT_SIGNALS)
-    assert not u.touched and not u.pending
+    assert rig.engine.unpublished("alice") == 0
     chain_ids = [f"C{n}" for n in range(TRADES - KEPT_CHAINS + 1, TRADES + 1)]
     assert list(u.chains.finished) == chain_ids
     decided = [
@@ -211,7 +211,7 @@ async def test_a_long_history_stays_bounded_in_memory_and_correct_in_totals(
     # a restart loads the same bounded books and snapshots, not the whole history
     again = Rig(db_path)
     await again.start()
-    u = again.engine._users["alice"]
+    u = again.book("alice")
     assert list(u.chains.finished) == chain_ids
     assert set(u.autopilot.signals) == set(newest_signals)
     for topic, snapshot in snapshots.items():

@@ -111,7 +111,7 @@ def opening(signal_id: str, size: float) -> list[tuple[object, ...]]:
 
 async def approve_next_signal(rig: Rig, user: str) -> tuple[Signal, str, int]:
     """Wait for a pending signal and approve it; returns it, its chain and where it began."""
-    pilot = rig.engine._users[user].autopilot
+    pilot = rig.book(user).autopilot
 
     def pending() -> list[Signal]:
         return [s for s in pilot.signals.values() if s.status == "pending"]
@@ -127,7 +127,7 @@ async def approve_next_signal(rig: Rig, user: str) -> tuple[Signal, str, int]:
 
 
 def chain_of(rig: Rig, user: str, chain_id: str) -> Chain:
-    return rig.engine._users[user].chains[chain_id]
+    return rig.book(user).chains[chain_id]
 
 
 async def test_signal_to_take_profit_then_signal_to_stop_loss(rig: Rig) -> None:
@@ -219,7 +219,7 @@ def assert_trade_accounting(rig: Rig, user: str, start: int, chain: Chain) -> No
             after = kinds[i:]
             balance = after.index("BALANCE_UPDATE")
             assert after[balance + 1] == "PNL_UPDATE"
-    rows = {row.id: row for row in TradingStore(rig.conn).lifecycle(user, chain.chain_id)}
+    rows = {row.id: row for row in TradingStore(rig.committed()).lifecycle(user, chain.chain_id)}
     published = [
         d for _, _, d in events if isinstance(d, LifecycleEvent) and d.chain_id == chain.chain_id
     ]

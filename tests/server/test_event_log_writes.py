@@ -1,4 +1,4 @@
-"""How the hub writes the event log: one insert statement per batch before the commit, a
+"""How the journal writes the event log: one insert statement per batch before the commit, a
 failed write retried without loss, repeat or early delivery, pruning, and the partial index
 that pages back through lifecycle events."""
 
@@ -12,7 +12,8 @@ import pytest
 
 from ginie_server.clock import ManualClock
 from ginie_server.config import Limits
-from ginie_server.hub import PRUNE_EVERY, Hub
+from ginie_server.hub import Hub
+from ginie_server.journal import PRUNE_EVERY
 from ginie_server.storage.db import CORE_MIGRATIONS, migrate, open_database
 from tests.harness import wait_for
 from tests.server.test_hub import balance, connect, lifecycle
@@ -64,11 +65,11 @@ async def test_a_failed_write_delivers_nothing_then_retries_without_loss_or_repe
     refuse_inserts_of(db, seq=3, action=action)
     hub = Hub(db, clock=ManualClock())
     conn = connect(hub, "alice", ["*"])
-    with caplog.at_level(logging.ERROR, logger="ginie_server.hub"):
+    with caplog.at_level(logging.ERROR, logger="ginie_server.journal"):
         for i in range(5):
             hub.publish("alice", balance("USDT", i))
         hub.flush()
-    assert "event log write failed" in caplog.text
+    assert "journal commit failed" in caplog.text
     assert conn.events() == [] and committed_seqs(db_path) == []
     hub.publish("alice", balance("USDT", 5))
     hub.flush()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ginie_protocol.events import (
     AutopilotRules,
@@ -138,7 +138,9 @@ class Autopilot:
     signals: Retained[Signal] = field(default_factory=lambda: Retained(KEPT_SIGNALS))
 
     def status(self, open_positions: int, blocked_reason: str | None) -> GinieStatus:
-        state = "stopped" if not self.running else "blocked" if blocked_reason else "running"
+        state: Literal["running", "stopped", "blocked"] = (
+            "stopped" if not self.running else "blocked" if blocked_reason else "running"
+        )
         return GinieStatus(
             running=self.running,
             state=state,
@@ -153,6 +155,32 @@ class Autopilot:
             rejections_by_reason=dict(self.rejections),
             blocked_reason=blocked_reason if self.running else None,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The autopilot's own state (its rules and signals are stored as their events)."""
+        return {
+            "running": self.running,
+            "scans": self.scans,
+            "last_scan_at": self.last_scan_at,
+            "next_scan_at": self.next_scan_at,
+            "signals_today": self.signals_today,
+            "day_key": self.day_key,
+            "next_signal": self.next_signal,
+            "recent": [d.model_dump() for d in self.recent],
+            "rejections": dict(self.rejections),
+        }
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        """Take back the state `to_dict` gave (rules and signals are loaded apart)."""
+        self.running = data["running"]
+        self.scans = data["scans"]
+        self.last_scan_at = data["last_scan_at"]
+        self.next_scan_at = data["next_scan_at"]
+        self.signals_today = data["signals_today"]
+        self.day_key = data["day_key"]
+        self.next_signal = data["next_signal"]
+        self.recent = [Decision.model_validate(d) for d in data["recent"]]
+        self.rejections = dict(data["rejections"])
 
     def decide(self, symbol: str, action: str, reason: str, now: int) -> None:
         self.recent.append(Decision(symbol=symbol, action=action, reason=reason, time=now))

@@ -10,6 +10,7 @@ reset it at any time. With a cooldown of zero it resets as soon as the account i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ginie_protocol.events import CircuitBreaker
 
@@ -44,6 +45,25 @@ class Breaker:
             cooldown_minutes=cooldown_minutes,
         )
         return cls(view, now // HOUR_MS, now // DAY_MS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "view": self.view.model_dump(),
+            "hour_key": self.hour_key,
+            "day_key": self.day_key,
+            "hour_net": self.hour_net,
+            "day_net": self.day_net,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Breaker:
+        return cls(
+            CircuitBreaker.model_validate(data["view"]),
+            data["hour_key"],
+            data["day_key"],
+            data["hour_net"],
+            data["day_net"],
+        )
 
     @property
     def blocks_entries(self) -> bool:

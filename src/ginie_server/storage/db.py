@@ -19,13 +19,18 @@ import logging
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 Migration = str | Callable[[sqlite3.Connection], None]
 """One schema step: an SQL script, or a function that runs its own statements."""
+
+StateWrite = Callable[[sqlite3.Connection], None]
+"""One staged write: run inside the journal's transaction (perhaps more than once, after a
+failed commit, so it must be idempotent)."""
 
 
 class DatabaseError(Exception):
@@ -132,6 +137,23 @@ def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[Migra
         except BaseException:
             conn.rollback()
             raise
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run an administrative change (users, tokens) in one transaction of its own.
+
+    The journal commits the engine's state and events; this commits what is neither, on a
+    connection with no transaction open (the journal stages its writes until it commits).
+    """
+    if conn.in_transaction:
+        raise DatabaseError("a transaction is already open on this connection")
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _statements(script: str) -> list[str]:

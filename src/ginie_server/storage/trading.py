@@ -2,8 +2,8 @@
 
 - `trading_state` holds, per user, the last published item of every snapshot topic (keyed as
   the topic is keyed; `''` for a singleton) and the engine's internal books (topic `_engine`).
-  Rows are written on the shared connection just before their event is published, so the
-  hub's commit makes state and event durable together. A finished chain or signal has a
+  Its rows are staged with the events that publish them and written in the journal's
+  transaction, so state and event become durable together. A finished chain or signal has a
   `finished` rank (growing with each that finishes, NULL while live), so a restart loads the
   live ones and only the newest finished ones (`load(..., finished_limit=)`).
 - `trade_lifecycle_events` has one row per step of a chain; its `id` is the `id` of the
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ginie_protocol.events import LifecycleEvent, WireModel
-from ginie_server.storage.db import migrate
+from ginie_server.storage.db import StateWrite, migrate
 
 TRADING_MIGRATIONS = (
     """
@@ -64,6 +64,23 @@ INTERNAL = "_engine"
 """The topic under which the engine keeps its internal books."""
 
 FINISHING_TOPICS = ("CHAIN_UPDATE", "SIGNAL_UPDATE")
+
+PUT_ITEM = (
+    "INSERT OR REPLACE INTO trading_state (user, topic, key, data, finished) VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_ITEM = "DELETE FROM trading_state WHERE user = ? AND topic = ? AND key = ?"
+PUT_INTERNAL = "INSERT OR REPLACE INTO trading_state (user, topic, key, data) VALUES (?, ?, '', ?)"
+PUT_LIFECYCLE = (
+    "INSERT OR REPLACE INTO trade_lifecycle_events "
+    "(id, user, chain_id, symbol, step, message, details, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+PUT_PRICE = "INSERT OR REPLACE INTO paper_prices (symbol, price, time) VALUES (?, ?, ?)"
+
+
+def _run(db: sqlite3.Connection, statement: str, args: tuple[Any, ...]) -> None:
+    db.execute(statement, args)
+
+
 """Topics whose items finish: their finished rows carry a rank (see the module docstring)."""
 
 
@@ -79,8 +96,8 @@ class StoredState:
 
 
 class TradingStore:
-    """Reads and writes the engine's tables on the shared connection; never commits on its
-    own except `save_prices`, which is market data no event carries."""
+    """Reads the engine's tables. Its writes are `StateWrite`s for the journal's unit of work:
+    made here, run and committed by the journal, never here."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -91,16 +108,6 @@ class TradingStore:
         rows = self.conn.execute("SELECT DISTINCT user FROM trading_state ORDER BY user")
         return [r[0] for r in rows]
 
-    def put(
-        self, user: str, topic: str, key: str, model: WireModel, finished: int | None = None
-    ) -> None:
-        """Write an item's state; `finished` is its finish rank once it has finished."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO trading_state (user, topic, key, data, finished) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (user, topic, key, model.model_dump_json(), finished),
-        )
-
     def get(self, user: str, topic: str, key: str) -> str | None:
         """One item's state as JSON, or None."""
         row = self.conn.execute(
@@ -109,17 +116,55 @@ class TradingStore:
         ).fetchone()
         return row[0] if row else None
 
-    def delete(self, user: str, topic: str, key: str) -> None:
-        self.conn.execute(
-            "DELETE FROM trading_state WHERE user = ? AND topic = ? AND key = ?",
-            (user, topic, key),
-        )
+    def last_lifecycle_id(self) -> int:
+        """The highest lifecycle row id so far (0 for none): new rows count on from it."""
+        row = self.conn.execute("SELECT MAX(id) FROM trade_lifecycle_events").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
-    def put_internal(self, user: str, data: dict[str, Any]) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO trading_state (user, topic, key, data) VALUES (?, ?, '', ?)",
-            (user, INTERNAL, json.dumps(data)),
+    # ------------------------------------------------------------------ staged writes
+
+    @staticmethod
+    def put(
+        user: str, topic: str, key: str, model: WireModel, finished: int | None = None
+    ) -> StateWrite:
+        """Write an item's state; `finished` is its finish rank once it has finished."""
+        args = (user, topic, key, model.model_dump_json(), finished)
+        return lambda db: _run(db, PUT_ITEM, args)
+
+    @staticmethod
+    def delete(user: str, topic: str, key: str) -> StateWrite:
+        args = (user, topic, key)
+        return lambda db: _run(db, DELETE_ITEM, args)
+
+    @staticmethod
+    def put_internal(user: str, data: dict[str, Any]) -> StateWrite:
+        args = (user, INTERNAL, json.dumps(data))
+        return lambda db: _run(db, PUT_INTERNAL, args)
+
+    @staticmethod
+    def insert_lifecycle(row: LifecycleEvent, user: str) -> StateWrite:
+        """Write one lifecycle row under its own id (so a retried write replaces itself)."""
+        args = (
+            row.id,
+            user,
+            row.chain_id,
+            row.symbol,
+            row.step,
+            row.message,
+            json.dumps(row.details),
+            row.time,
         )
+        return lambda db: _run(db, PUT_LIFECYCLE, args)
+
+    @staticmethod
+    def save_prices(prices: dict[str, float], time: int) -> StateWrite:
+        """Keep the market's last prices."""
+        rows = [(s, p, time) for s, p in prices.items()]
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(PUT_PRICE, rows)
+
+        return write
 
     def load(self, user: str, finished_limit: int | None = None) -> StoredState:
         """A user's published items and internal books: every live item, and of the finished
@@ -148,34 +193,6 @@ class TradingStore:
                 state.ranks.setdefault(topic, {})[key] = rank
         return state
 
-    def insert_lifecycle(
-        self,
-        user: str,
-        chain_id: str,
-        symbol: str,
-        step: str,
-        message: str,
-        details: dict[str, str | float | int | bool | None],
-        time: int,
-    ) -> LifecycleEvent:
-        """Write one lifecycle row; returns it as the event that reports it."""
-        cur = self.conn.execute(
-            "INSERT INTO trade_lifecycle_events "
-            "(user, chain_id, symbol, step, message, details, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (user, chain_id, symbol, step, message, json.dumps(details), time),
-        )
-        row_id = cur.lastrowid
-        assert row_id is not None
-        return LifecycleEvent(
-            id=row_id,
-            chain_id=chain_id,
-            symbol=symbol,
-            step=step,
-            message=message,
-            details=details,
-            time=time,
-        )
-
     def lifecycle(self, user: str, chain_id: str | None = None) -> list[LifecycleEvent]:
         """A user's lifecycle rows, oldest first, optionally of one chain."""
         query = (
@@ -198,14 +215,6 @@ class TradingStore:
             )
             for r in self.conn.execute(query + " ORDER BY id", args)
         ]
-
-    def save_prices(self, prices: dict[str, float], time: int) -> None:
-        """Keep the market's last prices and commit them."""
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO paper_prices (symbol, price, time) VALUES (?, ?, ?)",
-            [(s, p, time) for s, p in prices.items()],
-        )
-        self.conn.commit()
 
     def load_prices(self) -> dict[str, float]:
         return {s: p for s, p in self.conn.execute("SELECT symbol, price FROM paper_prices")}

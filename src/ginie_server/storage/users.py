@@ -47,7 +47,8 @@ def _hash(token: str) -> str:
 
 
 class UserStore:
-    """Users and tokens in the shared database. Each call commits its own change."""
+    """Users and tokens in the shared database. Writes commit with the caller's transaction
+    (`storage.db.transaction`), never here."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -69,7 +70,6 @@ class UserStore:
             "INSERT INTO tokens (user, token_hash, created_at) VALUES (?, ?, ?)",
             (user, _hash(token), now_ms),
         )
-        self._conn.commit()
         return token
 
     def revoke(self, user: str, now_ms: int) -> int:
@@ -78,7 +78,6 @@ class UserStore:
             "UPDATE tokens SET revoked_at = ? WHERE user = ? AND revoked_at IS NULL",
             (now_ms, user),
         )
-        self._conn.commit()
         return cursor.rowcount
 
     def tokens(self) -> list[TokenInfo]:

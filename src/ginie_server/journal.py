@@ -1,0 +1,213 @@
+"""The journal: numbers each user's events and owns the one transaction that makes them durable.
+
+A unit of work is everything staged since the last commit: the sources' state writes
+(`write(op)`) and the user events that describe them (`append(user, data)`). `commit()` is the
+only place in the server that commits: in one transaction it runs the staged writes in order,
+inserts the events with one statement and trims the log where due; only then does it hand the
+events to its `on_commit` callback (the fan-out). So no socket ever sees an event whose state
+is not on disk, and no state is on disk without the events that describe it.
+
+If the transaction fails it is rolled back whole and the unit of work is kept, so a retry
+(`commit()` again, which the hub schedules) writes all of it, in order, together with what was
+staged meanwhile. Staged writes must therefore be idempotent (`INSERT OR REPLACE`, keyed
+deletes, rows with their ids given).
+
+The journal also holds each user's replay ring (the last `replay_window` events in memory) and
+plans a resume: the frames a client missed, from the ring or from the durable log, or the
+RESYNC that replaces them.
+
+Limits: the ring holds events from the moment they are appended, so a resume planned before a
+commit could see uncommitted events; every reader commits first (`Hub` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from ginie_protocol.envelope import ResumePoint, Resync, encode, make_event
+from ginie_protocol.events import WireModel, spec_of
+from ginie_server.clock import Clock
+from ginie_server.config import Limits
+from ginie_server.storage.db import StateWrite, read_epoch
+from ginie_server.storage.event_log import EventLog, LogRow
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 1_000
+"""How often (in events per user) the event log is trimmed to `log_keep`."""
+
+
+@dataclass(slots=True)
+class Logged:
+    """One appended user event: its number, type, symbol and encoded frame."""
+
+    seq: int
+    type: str
+    symbol: str | None
+    frame: bytes
+
+
+Committed = list[tuple[str, Logged]]
+"""The events one commit made durable, `(user, event)` in append order."""
+
+
+@dataclass(slots=True)
+class _UserLog:
+    seq: int
+    ring: deque[Logged]
+
+
+@dataclass(slots=True)
+class _UnitOfWork:
+    """What the next commit writes."""
+
+    writes: list[StateWrite] = field(default_factory=list)
+    rows: list[LogRow] = field(default_factory=list)
+    events: Committed = field(default_factory=list)
+    prune_due: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.writes or self.rows)
+
+
+class Journal:
+    """Sequencing, the unit of work and its commit, the replay ring and the resume plan."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        clock: Clock,
+        limits: Limits,
+        on_commit: Callable[[Committed], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._limits = limits
+        self._log = EventLog(db)
+        self._epoch = read_epoch(db)
+        self._users: dict[str, _UserLog] = {}
+        self._work = _UnitOfWork()
+        self.on_commit = on_commit
+        """Called with the events of each successful commit, after it."""
+        self.commits = 0
+        """Successful commits so far."""
+
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything is staged and not yet committed."""
+        return bool(self._work)
+
+    def current_seq(self, user: str) -> int:
+        """The last `seq` given to one of `user`'s events (0 before the first)."""
+        return self._user_log(user).seq
+
+    def write(self, op: StateWrite) -> None:
+        """Stage a state write for the next commit."""
+        self._work.writes.append(op)
+
+    def append(self, user: str, data: WireModel) -> Logged:
+        """Number and encode one user event and stage it for the next commit."""
+        spec = spec_of(data)
+        if spec.scope != "user":
+            raise TypeError(f"{type(data).__name__} is not the data of a user event")
+        user_log = self._user_log(user)
+        seq = user_log.seq + 1
+        ts = self._clock.now_ms()
+        text = encode(make_event(data, ts=ts, seq=seq, epoch=self._epoch))
+        symbol = getattr(data, "symbol", None)
+        work = self._work
+        work.rows.append((user, seq, spec.topic.value, symbol, ts, text))
+        user_log.seq = seq
+        entry = Logged(seq, spec.topic.value, symbol, text.encode())
+        user_log.ring.append(entry)
+        work.events.append((user, entry))
+        if seq % PRUNE_EVERY == 0 and seq > self._limits.log_keep:
+            work.prune_due[user] = seq
+        return entry
+
+    def commit(self) -> bool:
+        """Write the unit of work in one transaction and commit it, then hand its events on.
+
+        Returns False (the unit of work kept whole for a retry) if the database refused it.
+        """
+        work = self._work
+        if not work:
+            return True
+        db = self._db
+        try:
+            if db.in_transaction:
+                log.warning("a write outside the journal is committed with its unit of work")
+            for op in work.writes:
+                op(db)
+            if work.rows:
+                self._log.append_many(work.rows)
+            for user, seq in work.prune_due.items():
+                self._log.prune(user, self._limits.log_keep, seq)
+            db.commit()
+        except sqlite3.Error:
+            log.exception("journal commit failed; the unit of work is kept for a retry")
+            db.rollback()
+            return False
+        self._work = _UnitOfWork()
+        self.commits += 1
+        if work.events and self.on_commit is not None:
+            self.on_commit(work.events)
+        return True
+
+    # ------------------------------------------------------------------ reads
+
+    def plan_resume(
+        self, user: str, resume: ResumePoint | None, wants: Callable[[str, str | None], bool]
+    ) -> tuple[list[bytes], Resync | None]:
+        """The frames a client resuming from `resume` missed (those it `wants`), or the RESYNC
+        that replaces them. Commit first, so that every frame planned is durable."""
+        if resume is None:
+            return [], None
+        user_log = self._user_log(user)
+        current = user_log.seq
+
+        def resync(reason: str) -> tuple[list[bytes], Resync]:
+            return [], Resync(epoch=self._epoch, seq=current, reason=reason)
+
+        if resume.epoch != self._epoch:
+            return resync(f"unknown epoch {resume.epoch!r}")
+        if resume.seq > current:
+            return resync(f"seq {resume.seq} is ahead of the server's last seq {current}")
+        missed = current - resume.seq
+        if missed == 0:
+            return [], None
+        if missed > self._limits.replay_limit:
+            return resync(f"seq {resume.seq} is older than the replay window")
+        ring = user_log.ring
+        if ring and ring[0].seq <= resume.seq + 1:
+            start = resume.seq + 1 - ring[0].seq
+            return [e.frame for e in islice(ring, start, None) if wants(e.type, e.symbol)], None
+        first = self._log.first_seq(user)
+        if first is None or first > resume.seq + 1:
+            return resync(f"seq {resume.seq} is older than the replay window")
+        rows = self._log.frames_after(user, resume.seq)
+        return [frame.encode() for _, kind, sym, frame in rows if wants(kind, sym)], None
+
+    def lifecycle_page(self, user: str, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
+        """The user's LIFECYCLE_EVENT data from the durable log, newest first, each with `seq`."""
+        return self._log.lifecycle_page(user, limit, before_seq)
+
+    def _user_log(self, user: str) -> _UserLog:
+        found = self._users.get(user)
+        if found is None:
+            found = _UserLog(
+                seq=self._log.last_seq(user), ring=deque(maxlen=self._limits.replay_window)
+            )
+            self._users[user] = found
+        return found
