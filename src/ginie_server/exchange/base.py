@@ -50,13 +50,32 @@ class OrderRequest:
     reduce_only: bool = False
 
 
-class ExchangeError(Exception):
-    """The venue refused or failed a request. `code` is short and stable, `message` readable."""
+@dataclass(frozen=True, slots=True)
+class SymbolFilters:
+    """What the venue accepts in an order of one symbol, to refuse a bad order before sending it.
 
-    def __init__(self, code: str, message: str) -> None:
+    A price must be a multiple of `tick_size`, a quantity a multiple of `step_size` and at least
+    `min_qty`, and price times quantity at least `min_notional`. `max_leverage` is None while the
+    venue has not said.
+    """
+
+    symbol: str
+    tick_size: float
+    step_size: float
+    min_qty: float
+    min_notional: float
+    max_leverage: int | None = None
+
+
+class ExchangeError(Exception):
+    """The venue refused or failed a request. `code` is short and stable, `message` readable;
+    `call` names the request that failed (for example `GET /fapi/v3/positionRisk`) when known."""
+
+    def __init__(self, code: str, message: str, *, call: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.call = call
 
 
 class Exchange(ABC):
@@ -126,3 +145,7 @@ class Exchange(ABC):
     @abstractmethod
     def order_book(self, symbol: str) -> OrderBook | None:
         """The latest order book of `symbol`, if any arrived yet."""
+
+    def filters(self, symbol: str) -> SymbolFilters | None:
+        """The order filters of `symbol`, or None for a symbol the venue has not described."""
+        return None

@@ -31,7 +31,13 @@ from ginie_server.domain.matching import (
     PaperAccount,
     Quote,
 )
-from ginie_server.exchange.base import Exchange, ExchangeError, ExchangeListener, OrderRequest
+from ginie_server.exchange.base import (
+    Exchange,
+    ExchangeError,
+    ExchangeListener,
+    OrderRequest,
+    SymbolFilters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,10 @@ HEALTH_EVERY_MS = 5_000
 WEIGHT_LIMIT = 2_400
 WEIGHT = {"order": 1, "cancel": 1, "leverage": 1, "account": 5}
 """Binance's request weight of each kind of call."""
+MIN_NOTIONAL = 5.0
+"""The smallest order value in USDT, as on Binance USD-M for most symbols."""
+MAX_LEVERAGE = 125
+"""The highest leverage `set_leverage` accepts (see `domain.matching`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,3 +310,16 @@ class PaperExchange(Exchange):
 
     def order_book(self, symbol: str) -> OrderBook | None:
         return self._books.get(symbol)
+
+    def filters(self, symbol: str) -> SymbolFilters | None:
+        spec = self.market.specs.get(symbol)
+        if spec is None:
+            return None
+        return SymbolFilters(
+            symbol=symbol,
+            tick_size=spec.price_tick,
+            step_size=spec.qty_step,
+            min_qty=spec.qty_step,
+            min_notional=MIN_NOTIONAL,
+            max_leverage=MAX_LEVERAGE,
+        )
