@@ -274,3 +274,144 @@ REST_TRADE_DOC: dict[str, Any] = {
     "time": 1569514978020,
 }
 """A fill as `GET /fapi/v1/userTrades` returns it (Binance's documented example)."""
+
+LIQUIDATION_CALCULATED = order_update(
+    c="autoclose-1568879471000",
+    o="LIQUIDATION",
+    ot="LIQUIDATION",
+    f="IOC",
+    p="6480.00",
+    sp="0",
+    q="0.020",
+    ps="BOTH",
+    x="CALCULATED",
+    X="FILLED",
+    l="0.020",
+    z="0.020",
+    L="6490.00",
+    ap="6490.00",
+    n="0.0649",
+    N="USDT",
+    t=5004,
+    m=False,
+    rp="-14.60",
+    T=1568879471000,
+)
+"""A liquidation: the documented ORDER_TRADE_UPDATE with the fields Binance documents for it
+(client id `autoclose-...`, order type LIQUIDATION, execution type CALCULATED) and its fill."""
+
+ADL_CALCULATED = order_update(
+    c="adl_autoclose",
+    o="LIQUIDATION",
+    ot="LIQUIDATION",
+    f="IOC",
+    p="0",
+    sp="0",
+    q="0.005",
+    S="BUY",
+    ps="BOTH",
+    x="CALCULATED",
+    X="FILLED",
+    l="0.005",
+    z="0.005",
+    L="6700.00",
+    ap="6700.00",
+    n="0.01340",
+    N="USDT",
+    t=5005,
+    m=False,
+    rp="3.20",
+    T=1568879472000,
+)
+"""An auto-deleveraging close (client id `adl_autoclose`) of a profitable short. Binance does not
+document the order type such a close carries; the client id decides its reason."""
+
+ACCOUNT_CONFIG_UPDATE_DOC: dict[str, Any] = {
+    "e": "ACCOUNT_CONFIG_UPDATE",
+    "E": 1611646737479,
+    "T": 1611646737476,
+    "ac": {"s": "BTCUSDT", "l": 25},
+}
+
+ACCOUNT_CONFIG_UPDATE_MULTI_ASSETS_DOC: dict[str, Any] = {
+    "e": "ACCOUNT_CONFIG_UPDATE",
+    "E": 1611646737479,
+    "T": 1611646737476,
+    "ai": {"j": True},
+}
+
+EXCHANGE_INFO_DOC: dict[str, Any] = {
+    "exchangeFilters": [],
+    "rateLimits": [
+        {"interval": "MINUTE", "intervalNum": 1, "limit": 2400, "rateLimitType": "REQUEST_WEIGHT"},
+        {"interval": "MINUTE", "intervalNum": 1, "limit": 1200, "rateLimitType": "ORDERS"},
+    ],
+    "serverTime": 1565613908500,
+    "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "0"}],
+    "symbols": [
+        {
+            "symbol": "BLZUSDT",
+            "pair": "BLZUSDT",
+            "contractType": "PERPETUAL",
+            "status": "TRADING",
+            "baseAsset": "BLZ",
+            "quoteAsset": "USDT",
+            "marginAsset": "USDT",
+            "pricePrecision": 5,
+            "quantityPrecision": 0,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "maxPrice": "300",
+                    "minPrice": "0.0001",
+                    "tickSize": "0.0001",
+                },
+                {"filterType": "LOT_SIZE", "maxQty": "10000000", "minQty": "1", "stepSize": "1"},
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "maxQty": "590119",
+                    "minQty": "1",
+                    "stepSize": "1",
+                },
+                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                {"filterType": "MIN_NOTIONAL", "notional": "5.0"},
+                {
+                    "filterType": "PERCENT_PRICE",
+                    "multiplierUp": "1.1500",
+                    "multiplierDown": "0.8500",
+                    "multiplierDecimal": "4",
+                },
+            ],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+        }
+    ],
+    "timezone": "UTC",
+}
+"""GET /fapi/v1/exchangeInfo as documented, cut to one symbol."""
+
+LEVERAGE_BRACKET_DOC: list[dict[str, Any]] = [
+    {
+        "symbol": "ETHUSDT",
+        "notionalCoef": 1.50,
+        "brackets": [
+            {
+                "bracket": 1,
+                "initialLeverage": 75,
+                "notionalCap": 10000,
+                "notionalFloor": 0,
+                "maintMarginRatio": 0.0065,
+                "cum": 0.0,
+            },
+            {
+                "bracket": 2,
+                "initialLeverage": 50,
+                "notionalCap": 50000,
+                "notionalFloor": 10000,
+                "maintMarginRatio": 0.01,
+                "cum": 35.0,
+            },
+        ],
+    }
+]
+"""GET /fapi/v1/leverageBracket as documented (a second bracket added)."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from ginie_protocol.events import Balance, Order, Position
 from ginie_server.exchange import binance_mapping as bm
+from ginie_server.exchange.base import SymbolFilters
 from tests.binance import payloads as p
 
 
@@ -109,6 +109,158 @@ def test_liquidation_fill_is_a_market_order_with_reason_and_realized_loss() -> N
     assert update.trade is not None
     assert update.trade.realized_pnl == -6.0
     assert update.trade.fee == 0.0325
+
+
+def test_documented_liquidation_execution_is_a_trade_with_its_fee_and_loss() -> None:
+    update = bm.order_trade_update(p.LIQUIDATION_CALCULATED, chain_of=chain_of)
+    order, trade = update.order, update.trade
+    assert (order.type, order.status, order.reason, order.chain_id) == (
+        "MARKET",
+        "FILLED",
+        "liquidation",
+        None,
+    )
+    assert trade is not None
+    assert trade.model_dump() == {
+        "trade_id": "BTCUSDT-5004",
+        "order_id": "8886774",
+        "client_order_id": "autoclose-1568879471000",
+        "chain_id": None,
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "price": 6490.0,
+        "quantity": 0.02,
+        "fee": 0.0649,
+        "fee_asset": "USDT",
+        "realized_pnl": -14.6,
+        "maker": False,
+        "time": 1568879471000,
+    }
+    assert not update.unnumbered_fill
+
+
+def test_auto_deleveraging_execution_is_a_trade_with_its_own_reason() -> None:
+    update = bm.order_trade_update(p.ADL_CALCULATED)
+    assert update.order.reason == "auto-deleveraging"
+    assert update.trade is not None
+    assert (update.trade.side, update.trade.quantity, update.trade.realized_pnl) == (
+        "BUY",
+        0.005,
+        3.2,
+    )
+    assert update.trade.fee == 0.0134
+
+
+def test_liquidation_order_before_its_fill_and_without_a_trade_id() -> None:
+    new = p.order_update(
+        c="autoclose-1", o="LIQUIDATION", ot="LIQUIDATION", x="NEW", X="NEW", sp="0"
+    )
+    placed = bm.order_trade_update(new)
+    assert (placed.order.reason, placed.trade, placed.unnumbered_fill) == (
+        "liquidation",
+        None,
+        False,
+    )
+    unnumbered = copy.deepcopy(p.LIQUIDATION_CALCULATED)
+    unnumbered["o"]["t"] = 0
+    update = bm.order_trade_update(unnumbered)
+    assert (update.trade, update.unnumbered_fill, update.order.filled_qty) == (None, True, 0.02)
+    no_fill = copy.deepcopy(p.LIQUIDATION_CALCULATED)
+    no_fill["o"].update(l="0", X="NEW", z="0")
+    assert bm.order_trade_update(no_fill).trade is None
+
+
+def test_rest_orders_of_liquidations_and_settlements_carry_the_reason() -> None:
+    item = {
+        "avgPrice": "6490.00",
+        "clientOrderId": "autoclose-1568879471000",
+        "executedQty": "0.020",
+        "orderId": 8886774,
+        "origQty": "0.020",
+        "origType": "LIQUIDATION",
+        "price": "6480.00",
+        "reduceOnly": False,
+        "side": "SELL",
+        "status": "FILLED",
+        "stopPrice": "0",
+        "symbol": "BTCUSDT",
+        "time": 1568879471000,
+        "type": "LIQUIDATION",
+        "updateTime": 1568879471000,
+    }
+    assert bm.rest_order(item).reason == "liquidation"
+    adl = bm.rest_order({**item, "clientOrderId": "adl_autoclose"})
+    assert (adl.reason, adl.type) == ("auto-deleveraging", "MARKET")
+    settled = {**item, "clientOrderId": "settlement_autoclose-9", "origType": "MARKET"}
+    assert bm.rest_order(settled).reason == "settlement"
+    assert bm.rest_order({**item, "clientOrderId": "x", "origType": "MARKET"}).reason is None
+
+
+def test_documented_account_config_update_sets_leverage_and_margin() -> None:
+    cached = Position(
+        symbol="BTCUSDT",
+        size=-0.5,
+        entry_price=60_000,
+        mark_price=61_000,
+        unrealized_pnl=-500,
+        leverage=10,
+        liquidation_price=70_000,
+        margin=3_050,
+        updated_at=1611646737000,
+    )
+    update = bm.account_config_update(
+        p.ACCOUNT_CONFIG_UPDATE_DOC,
+        positions={"BTCUSDT": cached},
+        mark_prices={"BTCUSDT": 62_000.0},
+    )
+    assert (update.symbol, update.leverage, update.multi_assets) == ("BTCUSDT", 25, None)
+    assert update.event_time == 1611646737479
+    assert update.position == cached.model_copy(
+        update={
+            "leverage": 25,
+            "margin": pytest.approx(0.5 * 62_000 / 25),
+            "mark_price": 62_000.0,
+            "updated_at": 1611646737476,
+        }
+    )
+    unknown = bm.account_config_update(p.ACCOUNT_CONFIG_UPDATE_DOC, positions={}, mark_prices={})
+    assert (unknown.symbol, unknown.leverage, unknown.position) == ("BTCUSDT", 25, None)
+
+    multi = bm.account_config_update(
+        p.ACCOUNT_CONFIG_UPDATE_MULTI_ASSETS_DOC, positions={}, mark_prices={}
+    )
+    assert (multi.symbol, multi.leverage, multi.multi_assets) == (None, None, True)
+    with pytest.raises(bm.BinancePayloadError, match="below 1"):
+        bm.account_config_update(
+            {**p.ACCOUNT_CONFIG_UPDATE_DOC, "ac": {"s": "BTCUSDT", "l": 0}},
+            positions={},
+            mark_prices={},
+        )
+
+
+def test_cross_position_margin_is_the_initial_margin() -> None:
+    payload = copy.deepcopy(p.ACCOUNT_UPDATE_DOC)
+    payload["a"]["P"] = [
+        {
+            "s": "ETHUSDT",
+            "pa": "-2",
+            "ep": "3000",
+            "up": "-20",
+            "mt": "cross",
+            "iw": "0",
+            "ps": "BOTH",
+        }
+    ]
+    update = bm.account_update(
+        payload,
+        positions={},
+        balances={},
+        mark_prices={"ETHUSDT": 3_010.0},
+        leverage={"ETHUSDT": 5},
+    )
+    (position,) = update.positions
+    assert (position.size, position.leverage) == (-2.0, 5)
+    assert position.margin == pytest.approx(2 * 3_010 / 5)
 
 
 def test_documented_account_update_nets_legs_and_keeps_cached_fields() -> None:
@@ -410,24 +562,32 @@ def test_stale_updates_never_overwrite_newer_state() -> None:
     assert not bm.is_stale(None, new)
 
 
-def test_symbol_rules_and_steps() -> None:
-    rules = bm.symbol_rules(
-        {
-            "symbols": [
-                {
-                    "symbol": "BTCUSDT",
-                    "filters": [
-                        {"filterType": "PRICE_FILTER", "tickSize": "0.10"},
-                        {"filterType": "LOT_SIZE", "stepSize": "0.001"},
-                    ],
-                }
-            ]
-        }
-    )
-    btc = rules["BTCUSDT"]
-    assert bm.to_step(0.0129, btc.qty_step) == "0.012"
-    assert bm.to_step(1e-05, btc.qty_step) == "0"
-    assert bm.to_step(59_000.19, btc.tick_size) == "59000.1"
-    assert bm.to_step(1e-07, Decimal(0)) == "0.0000001"
+def test_documented_exchange_info_and_brackets_give_the_order_filters() -> None:
+    brackets = bm.leverage_brackets(p.LEVERAGE_BRACKET_DOC)
+    assert brackets == {"ETHUSDT": 75}
+    filters = bm.symbol_filters(p.EXCHANGE_INFO_DOC, max_leverage={"BLZUSDT": 50, **brackets})
+    assert filters == {
+        "BLZUSDT": SymbolFilters(
+            symbol="BLZUSDT",
+            tick_size=0.0001,
+            step_size=1.0,
+            min_qty=1.0,
+            min_notional=5.0,
+            max_leverage=50,
+        )
+    }
+    assert bm.symbol_filters(p.EXCHANGE_INFO_DOC)["BLZUSDT"].max_leverage is None
+    assert bm.request_weight_limit(p.EXCHANGE_INFO_DOC) == 2400
+    assert bm.request_weight_limit({"symbols": []}) is None
     with pytest.raises(bm.BinancePayloadError, match="lacks its filters"):
-        bm.symbol_rules({"symbols": [{"symbol": "X", "filters": []}]})
+        bm.symbol_filters({"symbols": [{"symbol": "X", "filters": []}]})
+    with pytest.raises(bm.BinancePayloadError, match="has no brackets"):
+        bm.leverage_brackets([{"symbol": "X", "brackets": []}])
+
+
+def test_quantities_and_prices_floor_to_their_steps() -> None:
+    assert bm.to_step(0.0129, 0.001) == "0.012"
+    assert bm.to_step(1e-05, 0.001) == "0"
+    assert bm.to_step(59_000.19, 0.1) == "59000.1"
+    assert bm.to_step(17.9, 1.0) == "17"
+    assert bm.to_step(1e-07, 0.0) == "0.0000001"

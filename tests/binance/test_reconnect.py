@@ -51,11 +51,11 @@ async def test_fills_during_a_gap_with_a_rotated_listen_key_reach_the_listener(
 
     double.unblock_user_streams()
     await wait_for(lambda: len(recorder.trades) == 3)
-    await wait_for(lambda: exchange.user_stream_connected)
+    await wait_for(lambda: exchange.reconciles == 2)
 
+    assert exchange.user_stream_connected and exchange.reconciled
     assert double.listen_key not in (None, first_key)
     assert double.counters.user_connections == 2
-    assert exchange.reconciles == 2
     by_client = {t.client_order_id: t for t in recorder.trades}
     assert set(by_client) == {"gx-c1-entry", "gx-c2-entry", "manual-1"}
     assert (by_client["gx-c1-entry"].chain_id, by_client["gx-c1-entry"].quantity) == ("c1", 0.01)
@@ -84,10 +84,9 @@ async def test_listen_key_expired_opens_a_new_stream_with_a_new_key(
     exchange, recorder = await make_exchange()
     first_key = double.listen_key
     await double.expire_listen_key()
-    await wait_for(lambda: exchange.user_stream_connects == 2 and exchange.user_stream_connected)
+    await wait_for(lambda: exchange.user_stream_connects == 2 and exchange.reconciles == 2)
     await wait_for(lambda: double.user_stream_count == 1)
     assert double.listen_key not in (None, first_key)
-    assert exchange.reconciles == 2
 
     order = await exchange.place_order(
         "alice", OrderRequest("BTCUSDT", "SELL", "MARKET", 0.003, "gx-c5-entry")
@@ -106,9 +105,8 @@ async def test_the_daily_disconnect_reconnects_on_the_same_key_and_reconciles(
         "alice", OrderRequest("ETHUSDT", "BUY", "LIMIT", 0.1, "gx-c6-entry", price=2_990.0)
     )
     await double.drop_user_streams()
-    await wait_for(lambda: exchange.user_stream_connects == 2 and exchange.user_stream_connected)
+    await wait_for(lambda: exchange.user_stream_connects == 2 and exchange.reconciles == 2)
     assert double.listen_key == key
-    assert exchange.reconciles == 2
     await double.fill(int(order.order_id))
     await wait_for(lambda: recorder.order_states("gx-c6-entry") == ["NEW", "FILLED"])
     await wait_for(lambda: len(recorder.trades) == 1)

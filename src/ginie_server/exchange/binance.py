@@ -2,27 +2,42 @@
 
 A thin async shell around the pure mapping in `binance_mapping`:
 
-- REST through `binance.AsyncClient`, its base URL taken from `futures_url`; every response's
-  `X-MBX-USED-WEIGHT-1M` and latency feed `ApiHealth` (read by an aiohttp trace hook, so
-  concurrent requests cannot mix them up). Binance errors become `ExchangeError`.
+- REST through `binance.AsyncClient`, its base URL taken from `futures_url`. An aiohttp trace
+  hook reads every response (so concurrent requests cannot mix them up): its latency, and its
+  rate-limit headers into `binance_limits.RateLimits`. After a 429 or a 418 no request is sent
+  until its `Retry-After` has passed; a call made meanwhile fails at once. Binance errors become
+  `ExchangeError`, naming the request that failed.
 - Streams through `binance.BinanceSocketManager` on `stream_url`: the user data stream
   (listenKey, kept alive by the library every `keepalive_interval_s`) and two combined market
   streams (mark price and 1m klines; partial depth). Each stream runs under its own supervisor:
   the library's own reconnects are turned off, and any end of a stream (a drop, the 24-hour
   disconnect, `listenKeyExpired`, a rotated key) makes the supervisor open a fresh one with a
   fresh listenKey, after a backoff.
-- After every (re)connect of the user stream, and before reading it, a REST reconcile (open
-  orders, conditional orders, position risk, balances, and the fills made since the last one
-  seen) reports to the listener whatever changed while the stream was down.
+- After every (re)connect of the user stream a REST reconcile (open orders, conditional orders,
+  the fills made since the last one seen, position risk, balances) reports to the listener
+  whatever changed while the stream was down. It runs beside the stream, which is read from the
+  moment it connects: a reconcile that fails (an endpoint answering 5xx, a rate limit) is retried
+  with backoff while live events flow, and the health is `degraded`, naming the failing call,
+  until one succeeds. The stream also asks for REST: a leverage or margin-mode change refreshes
+  the positions, a liquidation fill without a trade id a reconcile.
+- Binance's algo service may not know a conditional order for a few seconds after accepting it:
+  reading it back or cancelling it meanwhile (-2013, -2011) is retried for `algo_visibility_s`.
+- The order filters (tick, step, minimum quantity and notional, max leverage) are read from
+  exchangeInfo and the leverage brackets at start and every `filters_refresh_s`.
 
 State reported to the listener is deduplicated: an order is reported when it differs from the
 cached one and is not older news (`is_stale`), a fill once per trade id, a position or balance
-when it changed. A malformed payload is logged with the reason, counted in
+when it changed; a position or balance the stream updated while a REST read was under way keeps
+the stream's value. A malformed payload is logged with the reason, counted in
 `malformed_payloads`, reported as the health's `last_error`, and skipped; the stream goes on.
 
+Liquidation and auto-deleveraging fills are reported as trades, their orders with the reason
+`liquidation` or `auto-deleveraging` (see `binance_mapping.special_reason`).
+
 Limits: one-way position mode only (hedge legs are netted); at most 1000 fills per symbol are
-recovered per reconcile; the API key and secret live only inside the python-binance client and
-are never logged, printed or returned.
+recovered per reconcile; the order counts Binance reports are kept (`rate_limits`) but not
+shown in `ApiHealth`, which has no field for them; the API key and secret live only inside the
+python-binance client and are never logged, printed or returned.
 """
 
 from __future__ import annotations
@@ -30,12 +45,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, ParamSpec, TypeVar
 
@@ -57,7 +72,14 @@ from ginie_protocol.events import (
 from ginie_server.clock import Clock
 from ginie_server.domain.lifecycle import parse_client_id
 from ginie_server.exchange import binance_mapping as mapping
-from ginie_server.exchange.base import Exchange, ExchangeError, ExchangeListener, OrderRequest
+from ginie_server.exchange.base import (
+    Exchange,
+    ExchangeError,
+    ExchangeListener,
+    OrderRequest,
+    SymbolFilters,
+)
+from ginie_server.exchange.binance_limits import BANNED, RATE_LIMITED, RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +113,11 @@ _ERROR_CODES: dict[int, str] = {
     -4164: "notional_too_small",
 }
 
+_STATUS_CODES: dict[int, str] = {BANNED: "ip_banned", RATE_LIMITED: "rate_limited"}
+_UNKNOWN_ORDER_CODES = frozenset({"unknown_order", "order_not_found"})
+_RECONCILE = "reconcile"
+_POSITIONS = "position refresh"
+
 _CONDITIONAL_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET"})
 _RECENT_TRADES = 2000
 _KEPT_TERMINAL_ORDERS = 1000
@@ -103,9 +130,29 @@ def ginie_chain_of(client_order_id: str) -> str | None:
 
 
 def exchange_error(error: BinanceAPIException) -> ExchangeError:
-    """A Binance API error as a short stable code and a readable message."""
-    code = _ERROR_CODES.get(int(error.code or 0), "binance_error")
-    return ExchangeError(code, f"{error.message} (Binance {error.code})")
+    """A Binance API error as a short stable code, a readable message and the failed request.
+
+    An answer without Binance's JSON error body (a proxy's 503, say) is named by its HTTP status.
+    """
+    status = int(error.status_code or 0)
+    response = error.response
+    method, url = getattr(response, "method", None), getattr(response, "url", None)
+    call = f"{method} {url.path}" if method and url is not None else None
+    if error.code:
+        code = _STATUS_CODES.get(status) or _ERROR_CODES.get(int(error.code), "binance_error")
+        return ExchangeError(code, f"{error.message} (Binance {error.code})", call=call)
+    if status in _STATUS_CODES:
+        code = _STATUS_CODES[status]
+    else:
+        code = "exchange_unavailable" if status >= 500 else "binance_error"
+    reason = getattr(response, "reason", None) or ""
+    return ExchangeError(code, f"HTTP {status} {reason}".rstrip(), call=call)
+
+
+def _backoff(attempt: int, bounds: tuple[float, float]) -> float:
+    """A jittered exponential delay: between `low` and `low * 2**attempt`, at most `high`."""
+    low, high = bounds
+    return random.uniform(low, min(high, low * 2**attempt))
 
 
 class BinanceExchange(Exchange):
@@ -127,6 +174,9 @@ class BinanceExchange(Exchange):
         chain_of: mapping.ChainOf = ginie_chain_of,
         keepalive_interval_s: float = 30 * 60,
         reconnect_delay_s: tuple[float, float] = (0.5, 30.0),
+        rest_retry_s: tuple[float, float] = (1.0, 60.0),
+        algo_visibility_s: float = 5.0,
+        filters_refresh_s: float = 3600.0,
         start_timeout_s: float = 15.0,
         kline_history: int = 120,
         depth_levels: int = 10,
@@ -141,6 +191,9 @@ class BinanceExchange(Exchange):
         self._chain_of = chain_of
         self._keepalive_interval_s = keepalive_interval_s
         self._reconnect_delay_s = reconnect_delay_s
+        self._rest_retry_s = rest_retry_s
+        self._algo_visibility_s = algo_visibility_s
+        self._filters_refresh_s = filters_refresh_s
         self._start_timeout_s = start_timeout_s
         self._kline_history = kline_history
         self._depth_levels = depth_levels
@@ -154,7 +207,7 @@ class BinanceExchange(Exchange):
         self._positions: dict[str, Position] = {}
         self._balances: dict[str, Balance] = {}
         self._leverage: dict[str, int] = {}
-        self._rules: dict[str, mapping.SymbolRules] = {}
+        self._filters: dict[str, SymbolFilters] = {}
         self._marks: dict[str, MarkPrice] = {}
         self._klines: dict[str, deque[Kline]] = {s: deque(maxlen=500) for s in self.symbols}
         self._books: dict[str, OrderBook] = {}
@@ -167,10 +220,21 @@ class BinanceExchange(Exchange):
         """How many times the user data stream connected (the first time included)."""
         self.reconciles = 0
         """How many REST reconciles completed."""
+        self.rate_limits = RateLimits()
+        """Request weight, order counts and any 429/418 back-off, as Binance last reported."""
         self._user_stream_up = False
+        self._reconciled = False
         self._latency_ms: float | None = None
-        self._weight_used = 0
         self._last_error: str | None = None
+        self._rest_error: str | None = None
+        """A REST job the stream depends on (reconcile, position refresh) that is failing."""
+        self._wanted: set[str] = set()
+        self._wake = asyncio.Event()
+        self._stream_seq = 0
+        self._touched: dict[str, int] = {}
+        """The stream message that last set each position / balance (`position:SYM`, ...)."""
+        self._algo_placed: dict[str, float] = {}
+        self._unblock_report: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return (
@@ -199,8 +263,7 @@ class BinanceExchange(Exchange):
         self._client = client
         try:
             server = await self._call(client.futures_time)
-            info = await self._call(client.futures_exchange_info)
-            self._rules = self._map("exchange info", mapping.symbol_rules, info)
+            await self._load_filters()
             # python-binance signs with time.time() plus this offset, so it is measured
             # against the same wall clock rather than the injectable one.
             client.timestamp_offset = int(server["serverTime"]) - int(time.time() * 1000)
@@ -226,6 +289,7 @@ class BinanceExchange(Exchange):
                     "depth", lambda: self._market_session("public", self._depth_streams())
                 )
             ),
+            asyncio.create_task(self._refresh_filters()),
         ]
         try:
             await asyncio.wait_for(self._synced.wait(), self._start_timeout_s)
@@ -237,6 +301,8 @@ class BinanceExchange(Exchange):
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._unblock_report is not None:
+            self._unblock_report.cancel()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -249,8 +315,13 @@ class BinanceExchange(Exchange):
 
     @property
     def user_stream_connected(self) -> bool:
-        """Whether the user data stream is connected and reconciled right now."""
+        """Whether the user data stream is connected right now."""
         return self._user_stream_up
+
+    @property
+    def reconciled(self) -> bool:
+        """Whether a reconcile succeeded since the user data stream last connected."""
+        return self._reconciled
 
     def serves(self, user: str) -> bool:
         return user == self.owner
@@ -259,11 +330,12 @@ class BinanceExchange(Exchange):
 
     async def place_order(self, user: str, request: OrderRequest) -> Order:
         self._check_user(user)
-        # A symbol without known rules goes to Binance as asked, for Binance to judge.
-        rules = self._rules.get(request.symbol, mapping.SymbolRules(Decimal(0), Decimal(0)))
-        quantity = mapping.to_step(request.quantity, rules.qty_step)
-        if Decimal(quantity) <= 0:
-            raise ExchangeError("bad_quantity", f"quantity below the step {rules.qty_step}")
+        # A symbol without known filters goes to Binance as asked, for Binance to judge.
+        known = self._filters.get(request.symbol)
+        step, tick = (known.step_size, known.tick_size) if known is not None else (0.0, 0.0)
+        quantity = mapping.to_step(request.quantity, step)
+        if float(quantity) <= 0:
+            raise ExchangeError("bad_quantity", f"quantity below the step {step:g}")
         params: dict[str, Any] = {
             "symbol": request.symbol,
             "side": request.side,
@@ -277,7 +349,7 @@ class BinanceExchange(Exchange):
             if request.stop_price is None:
                 raise ExchangeError("bad_request", f"{request.type} needs a stop price")
             params["clientAlgoId"] = request.client_order_id
-            params["triggerPrice"] = mapping.to_step(request.stop_price, rules.tick_size)
+            params["triggerPrice"] = mapping.to_step(request.stop_price, tick)
             params["workingType"] = "MARK_PRICE"
         else:
             params["newClientOrderId"] = request.client_order_id
@@ -285,7 +357,7 @@ class BinanceExchange(Exchange):
         if request.type == "LIMIT":
             if request.price is None:
                 raise ExchangeError("bad_request", "LIMIT needs a price")
-            params["price"] = mapping.to_step(request.price, rules.tick_size)
+            params["price"] = mapping.to_step(request.price, tick)
             params["timeInForce"] = "GTC"
         item = await self._call(self._require_client().futures_create_order, **params)
         order = self._map(
@@ -294,6 +366,8 @@ class BinanceExchange(Exchange):
             item,
             chain_of=self._chain_of,
         )
+        if conditional:
+            self._note_algo_placed(order.order_id)
         self._apply_order(order)
         return self._orders.get(order.order_id, order)
 
@@ -314,8 +388,8 @@ class BinanceExchange(Exchange):
             order_id = known.order_id if known is not None else None
         if order_id is not None and order_id.startswith(mapping.ALGO_ORDER_PREFIX):
             algo_id = self._parse_id(order_id[len(mapping.ALGO_ORDER_PREFIX) :])
-            await self._call(client.futures_cancel_order, algoId=algo_id)
-            item = await self._call(client.futures_get_order, algoId=algo_id)
+            await self._read_back(order_id, client.futures_cancel_order, algoId=algo_id)
+            item = await self._read_back(order_id, client.futures_get_order, algoId=algo_id)
             order = self._map(
                 "algo order",
                 mapping.rest_algo_order,
@@ -346,10 +420,16 @@ class BinanceExchange(Exchange):
         await self._call(
             self._require_client().futures_change_leverage, symbol=symbol, leverage=leverage
         )
-        self._leverage[symbol] = leverage
-        position = self._positions.get(symbol)
-        if position is not None:
-            self._apply_position(position.model_copy(update={"leverage": leverage}))
+        cached = self._positions.get(symbol)
+        self._leverage_changed(
+            symbol,
+            leverage,
+            None
+            if cached is None
+            else mapping.with_leverage(
+                cached, leverage, self._mark_prices().get(symbol), self._clock.now_ms()
+            ),
+        )
 
     # ------------------------------------------------------------------ Exchange: state
 
@@ -373,6 +453,9 @@ class BinanceExchange(Exchange):
     def order_book(self, symbol: str) -> OrderBook | None:
         return self._books.get(symbol)
 
+    def filters(self, symbol: str) -> SymbolFilters | None:
+        return self._filters.get(symbol)
+
     # ------------------------------------------------------------------ REST plumbing
 
     def _require_client(self) -> AsyncClient:
@@ -391,16 +474,61 @@ class BinanceExchange(Exchange):
         return int(text)
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **params: Any) -> Any:
-        """One REST call; Binance and transport errors become ExchangeError."""
+        """One REST call; Binance and transport errors become ExchangeError, shown in health."""
+        try:
+            return await self._send(method, **params)
+        except ExchangeError as failure:
+            self._last_error = failure.message
+            self._report_health()
+            raise
+
+    async def _send(self, method: Callable[..., Awaitable[Any]], **params: Any) -> Any:
+        """One REST call, refused without sending while a 429/418 back-off is in force."""
+        blocked = self.rate_limits.describe(time.monotonic())
+        if blocked is not None:
+            code = "ip_banned" if self.rate_limits.banned(time.monotonic()) else "rate_limited"
+            raise ExchangeError(code, f"Binance {blocked}", call=method.__name__)
         try:
             return await method(**params)
         except BinanceAPIException as error:
-            failure = exchange_error(error)
+            raise exchange_error(error) from None
         except (BinanceRequestException, aiohttp.ClientError, TimeoutError) as error:
-            failure = ExchangeError("exchange_unavailable", f"Binance unreachable: {error}")
-        self._last_error = failure.message
-        self._report_health()
-        raise failure
+            raise ExchangeError(
+                "exchange_unavailable", f"Binance unreachable: {error}", call=method.__name__
+            ) from None
+
+    async def _read_back(
+        self, order_id: str, method: Callable[..., Awaitable[Any]], **params: Any
+    ) -> Any:
+        """`_call` about one order. Binance's algo service may not know a conditional order for
+        a few seconds after accepting it, so while that order is younger than
+        `algo_visibility_s` an unknown-order answer (-2013, -2011) is asked again, with backoff."""
+        attempt = 0
+        while True:
+            try:
+                return await self._send(method, **params)
+            except ExchangeError as failure:
+                placed = self._algo_placed.get(order_id, -math.inf)
+                left = placed + self._algo_visibility_s - time.monotonic()
+                if failure.code not in _UNKNOWN_ORDER_CODES or left <= 0:
+                    self._last_error = failure.message
+                    self._report_health()
+                    raise
+                log.info("Binance does not know algo order %s yet; asking again", order_id)
+            await asyncio.sleep(min(left, _backoff(attempt, (0.1, 1.0))))
+            attempt += 1
+
+    def _note_algo_placed(self, order_id: str) -> None:
+        now = time.monotonic()
+        for key in [k for k, t in self._algo_placed.items() if now - t > self._algo_visibility_s]:
+            del self._algo_placed[key]
+        self._algo_placed[order_id] = now
+
+    async def _rest_allowed(self) -> None:
+        """Wait out the 429/418 back-off in force, if any."""
+        wait = self.rate_limits.wait_s(time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _on_request_start(
         self, _session: aiohttp.ClientSession, context: SimpleNamespace, _params: Any
@@ -413,28 +541,48 @@ class BinanceExchange(Exchange):
         context: SimpleNamespace,
         params: aiohttp.TraceRequestEndParams,
     ) -> None:
-        self._latency_ms = (asyncio.get_running_loop().time() - context.started) * 1000
-        weight = params.response.headers.get("X-MBX-USED-WEIGHT-1M")
-        if weight is not None and weight.isdigit():
-            self._weight_used = int(weight)
-        if params.response.status < 400:
+        loop = asyncio.get_running_loop()
+        self._latency_ms = (loop.time() - context.started) * 1000
+        status = params.response.status
+        now = time.monotonic()
+        self.rate_limits.on_response(status, params.response.headers, now)
+        wait = self.rate_limits.wait_s(now)
+        if wait > 0:
+            log.warning("Binance: %s", self.rate_limits.describe(now))
+            # Say `ok` again when the back-off ends, even if nothing is sent then.
+            if self._unblock_report is not None:
+                self._unblock_report.cancel()
+            self._unblock_report = loop.call_later(wait, self._report_health)
+        if status < 400:
             self._last_error = None
         self._report_health()
 
     def _report_health(self) -> None:
-        if self._listener is None:
+        """Report the link's health: `down` during an IP ban; `degraded` during a 429 back-off,
+        while a REST job the stream depends on fails, while the user stream is down, or after
+        a failed call until the next success; else `ok`. `last_error` names the first cause."""
+        if self._listener is None or self._stopping:
             return
+        now = time.monotonic()
+        problem = (
+            self.rate_limits.describe(now)
+            or self._rest_error
+            or (None if self._user_stream_up else "user data stream not connected")
+            or self._last_error
+        )
         status: Health = "ok"
-        if self._last_error is not None or not self._user_stream_up:
+        if self.rate_limits.banned(now):
+            status = "down"
+        elif problem is not None:
             status = "degraded"
         self._listener.on_health(
             ApiHealth(
                 exchange=self.name,
                 status=status,
                 latency_ms=self._latency_ms,
-                weight_used=self._weight_used,
-                last_error=self._last_error
-                or (None if self._user_stream_up else "user data stream not connected"),
+                weight_used=self.rate_limits.weight_used,
+                weight_limit=self.rate_limits.weight_limit,
+                last_error=problem,
                 updated_at=self._clock.now_ms(),
             )
         )
@@ -470,8 +618,7 @@ class BinanceExchange(Exchange):
                 return
             if asyncio.get_running_loop().time() - started > 60:
                 attempt = 0
-            low, high = self._reconnect_delay_s
-            delay = random.uniform(low, min(high, low * 2**attempt))
+            delay = _backoff(attempt, self._reconnect_delay_s)
             attempt += 1
             log.info("Binance %s stream ended; reconnecting in %.1f s", name, delay)
             await asyncio.sleep(delay)
@@ -496,16 +643,19 @@ class BinanceExchange(Exchange):
             await asyncio.wait_for(socket.__aexit__(None, None, None), timeout=5)
 
     async def _user_session(self) -> None:
-        """One life of the user data stream: connect, reconcile, then read until it ends."""
+        """One life of the user data stream: connect, then read it until it ends, while the
+        REST worker reconciles beside it."""
+        await self._rest_allowed()  # a listenKey is asked for by REST
         socket = self._socket_manager().futures_user_socket()
         socket.MAX_RECONNECTS = 0
+        worker: asyncio.Task[None] | None = None
         try:
             await socket.__aenter__()
             self.user_stream_connects += 1
-            log.info("Binance user data stream connected")
-            await self._reconcile()
             self._user_stream_up = True
-            self._synced.set()
+            log.info("Binance user data stream connected")
+            self._want(_RECONCILE)
+            worker = asyncio.create_task(self._rest_worker())
             self._report_health()
             while not self._stopping:
                 message = await socket.recv()
@@ -519,9 +669,54 @@ class BinanceExchange(Exchange):
                 self._on_user_message(message)
         finally:
             self._user_stream_up = False
+            self._reconciled = False
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             await self._close_socket(socket)
-            if not self._stopping:
+            self._report_health()
+
+    def _want(self, job: str) -> None:
+        """Ask the REST worker of the user stream for a job (`_RECONCILE` or `_POSITIONS`)."""
+        self._wanted.add(job)
+        self._wake.set()
+
+    async def _rest_worker(self) -> None:
+        """Run the REST jobs the user stream asks for, one at a time, each until it succeeds.
+
+        A reconcile covers a position refresh, so one wanted together with it is dropped.
+        """
+        jobs = {_RECONCILE: self._reconcile, _POSITIONS: self._refresh_positions}
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            wanted, self._wanted = self._wanted, set()
+            for name in [_RECONCILE] if _RECONCILE in wanted else sorted(wanted):
+                await self._until_done(name, jobs[name])
+
+    async def _until_done(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` until it succeeds; while it fails the health is `degraded` and names the
+        failing call, and it is tried again after a jittered backoff (`rest_retry_s`)."""
+        attempt = 0
+        while True:
+            await self._rest_allowed()
+            try:
+                await job()
+            except ExchangeError as error:
+                self._rest_error = f"{error.call or name}: {error.message}"
+                log.warning("Binance %s failed, the stream goes on: %s", name, self._rest_error)
+            else:
+                if self._rest_error is not None:
+                    log.info("Binance %s succeeded again", name)
+                self._rest_error = None
+                self._synced.set()
                 self._report_health()
+                return
+            self._synced.set()  # start() waits for the first attempt, not for a success
+            self._report_health()
+            await asyncio.sleep(_backoff(attempt, self._rest_retry_s))
+            attempt += 1
 
     async def _market_session(self, category: str, streams: list[str]) -> None:
         """One life of a combined market stream."""
@@ -552,29 +747,14 @@ class BinanceExchange(Exchange):
 
     def _on_user_message(self, message: Any) -> None:
         kind = message.get("e") if isinstance(message, Mapping) else None
+        self._stream_seq += 1
         try:
             if kind == "ORDER_TRADE_UPDATE":
-                order_id = str(message.get("o", {}).get("i"))
-                update = mapping.order_trade_update(
-                    message, chain_of=self._chain_of, previous=self._orders.get(order_id)
-                )
-                self._apply_order(update.order)
-                if update.trade is not None:
-                    self._apply_trade(update.trade)
+                self._on_order_trade_update(message)
             elif kind == "ACCOUNT_UPDATE":
-                update_ = mapping.account_update(
-                    message,
-                    positions=self._positions,
-                    balances=self._balances,
-                    mark_prices={s: m.mark_price for s, m in self._marks.items()},
-                )
-                for balance in update_.balances:
-                    self._apply_balance(balance)
-                for position in update_.positions:
-                    if position.symbol not in self._positions:
-                        leverage = self._leverage.get(position.symbol, position.leverage)
-                        position = position.model_copy(update={"leverage": leverage})
-                    self._apply_position(position)
+                self._on_account_update(message)
+            elif kind == "ACCOUNT_CONFIG_UPDATE":
+                self._on_account_config_update(message)
             elif kind == "ALGO_UPDATE":
                 algo_id = message.get("o", {}).get("aid")
                 previous = self._orders.get(f"{mapping.ALGO_ORDER_PREFIX}{algo_id}")
@@ -587,6 +767,63 @@ class BinanceExchange(Exchange):
             if isinstance(error, AttributeError):
                 error = mapping.BinancePayloadError(str(kind), "a field is not an object")
             self._count_malformed(error)
+
+    def _on_order_trade_update(self, message: Mapping[str, Any]) -> None:
+        order_id = str(message.get("o", {}).get("i"))
+        update = mapping.order_trade_update(
+            message, chain_of=self._chain_of, previous=self._orders.get(order_id)
+        )
+        self._apply_order(update.order)
+        if update.trade is not None:
+            self._apply_trade(update.trade)
+        elif update.unnumbered_fill:
+            log.info("Binance %s fill without a trade id; reconciling", update.order.reason)
+            self._want(_RECONCILE)
+
+    def _on_account_update(self, message: Mapping[str, Any]) -> None:
+        update = mapping.account_update(
+            message,
+            positions=self._positions,
+            balances=self._balances,
+            mark_prices=self._mark_prices(),
+            leverage=self._leverage,
+        )
+        for balance in update.balances:
+            self._touched[f"balance:{balance.asset}"] = self._stream_seq
+            self._apply_balance(balance)
+        for position in update.positions:
+            self._touched[f"position:{position.symbol}"] = self._stream_seq
+            self._apply_position(position)
+        if update.reason == "MARGIN_TYPE_CHANGE":
+            self._want(_POSITIONS)  # the liquidation price moves with the margin mode
+
+    def _on_account_config_update(self, message: Mapping[str, Any]) -> None:
+        """Leverage changed (here or elsewhere): the position shows it and the margin it
+        implies at once, and Binance's own figures (liquidation price) after a refresh."""
+        update = mapping.account_config_update(
+            message, positions=self._positions, mark_prices=self._mark_prices()
+        )
+        if update.multi_assets is not None:
+            log.info("Binance Multi-Assets mode is now %s", "on" if update.multi_assets else "off")
+        if update.symbol is not None and update.leverage is not None:
+            self._touched[f"position:{update.symbol}"] = self._stream_seq
+            self._leverage_changed(update.symbol, update.leverage, update.position)
+
+    def _leverage_changed(self, symbol: str, leverage: int, position: Position | None) -> None:
+        """Keep a new leverage; report an open position at it, and refresh the positions for
+        the liquidation price Binance computes. A flat position is only kept: reporting it
+        could read as a close to a listener that has not yet seen the fill that opened it."""
+        self._leverage[symbol] = leverage
+        if position is None:
+            return
+        if position.size == 0:
+            self._positions[symbol] = position
+            return
+        self._apply_position(position)
+        self._want(_POSITIONS)
+
+    def _mark_prices(self) -> dict[str, float]:
+        return {symbol: mark.mark_price for symbol, mark in self._marks.items()}
 
     def _on_market_message(self, message: Any) -> None:
         try:
@@ -674,7 +911,6 @@ class BinanceExchange(Exchange):
         """
         client = self._require_client()
         first = self.reconciles == 0
-        now = self._clock.now_ms()
         open_items = await self._call(client.futures_get_open_orders)
         algo_items = await self._call(client.futures_get_open_orders, conditional=True)
         still_open: set[str] = set()
@@ -705,42 +941,81 @@ class BinanceExchange(Exchange):
         for symbol in symbols:
             await self._catch_up_fills(symbol, report=not first)
 
-        positions = await self._call(client.futures_position_information)
-        fresh = self._map(
-            "position risk",
-            mapping.rest_positions,
-            positions,
-            previous=self._positions,
-            now_ms=now,
-        )
-        reported = {p.symbol for p in fresh}
-        for position in fresh:
-            self._apply_position(position)
-        for symbol, cached_position in list(self._positions.items()):
-            if symbol not in reported and cached_position.size != 0:
-                self._apply_position(
-                    cached_position.model_copy(
-                        update={
-                            "size": 0.0,
-                            "unrealized_pnl": 0.0,
-                            "margin": 0.0,
-                            "liquidation_price": None,
-                            "updated_at": now,
-                        }
-                    )
-                )
+        await self._refresh_positions()
+        seq = self._stream_seq
         balances = await self._call(client.futures_account_balance)
+        now = self._clock.now_ms()
         for balance in self._map("balances", mapping.rest_balances, balances, now_ms=now):
-            self._apply_balance(balance)
+            if self._touched.get(f"balance:{balance.asset}", 0) <= seq:
+                self._apply_balance(balance)
+        self._reconciled = True
         self.reconciles += 1
         log.info("Binance account reconciled (%d open orders)", len(self.open_orders(self.owner)))
+
+    async def _refresh_positions(self) -> None:
+        """Read the positions by REST; a symbol absent from the answer is flat. A position the
+        stream changed while the request was out keeps the stream's value."""
+        seq = self._stream_seq
+        items = await self._call(self._require_client().futures_position_information)
+        now = self._clock.now_ms()
+        fresh = self._map(
+            "position risk", mapping.rest_positions, items, previous=self._positions, now_ms=now
+        )
+        flat = {
+            symbol: cached.model_copy(
+                update={
+                    "size": 0.0,
+                    "unrealized_pnl": 0.0,
+                    "margin": 0.0,
+                    "liquidation_price": None,
+                    "updated_at": now,
+                }
+            )
+            for symbol, cached in self._positions.items()
+            if cached.size != 0
+        }
+        flat.update({position.symbol: position for position in fresh})
+        for symbol, position in flat.items():
+            if self._touched.get(f"position:{symbol}", 0) <= seq:
+                self._apply_position(position)
+
+    async def _load_filters(self) -> None:
+        """Read the order filters: exchangeInfo, and the leverage brackets for the maximum
+        leverage (kept from the last read when the brackets cannot be had)."""
+        client = self._require_client()
+        info = await self._call(client.futures_exchange_info)
+        try:
+            brackets = await self._call(client.futures_leverage_bracket)
+            max_leverage = self._map("leverage brackets", mapping.leverage_brackets, brackets)
+        except ExchangeError as error:
+            log.warning("Binance leverage brackets unavailable: %s", error.message)
+            max_leverage = {
+                f.symbol: f.max_leverage for f in self._filters.values() if f.max_leverage
+            }
+        self._filters = self._map(
+            "exchange info", mapping.symbol_filters, info, max_leverage=max_leverage
+        )
+        weight_limit = self._map("exchange info", mapping.request_weight_limit, info)
+        if weight_limit is not None:
+            self.rate_limits.weight_limit = weight_limit
+
+    async def _refresh_filters(self) -> None:
+        """Read the order filters again every `filters_refresh_s`; a failed read keeps the
+        filters known and is tried at the next turn."""
+        while not self._stopping:
+            await asyncio.sleep(self._filters_refresh_s)
+            await self._rest_allowed()
+            try:
+                await self._load_filters()
+            except ExchangeError as error:
+                log.warning("Binance order filters not refreshed: %s", error.message)
 
     async def _refresh_order(self, cached: Order) -> None:
         """Ask Binance what became of an order that is no longer open."""
         client = self._require_client()
         if cached.order_id.startswith(mapping.ALGO_ORDER_PREFIX):
             algo_id = self._parse_id(cached.order_id[len(mapping.ALGO_ORDER_PREFIX) :])
-            item = await self._call(client.futures_get_order, algoId=algo_id)
+            item = await self._read_back(cached.order_id, client.futures_get_order, algoId=algo_id)
             build = mapping.rest_algo_order
         else:
             item = await self._call(

@@ -7,12 +7,16 @@ lacks a field, carries a field of the wrong type or an unknown enum value raises
 on; nothing here does I/O or keeps state.
 
 Lossy corners, chosen on purpose:
-- Order types outside the protocol's four map to the nearest one (`_ORDER_TYPES`); liquidations
-  become MARKET orders with reason `liquidation`.
+- Order types outside the protocol's four map to the nearest one (`_ORDER_TYPES`); liquidation
+  and auto-deleveraging orders become MARKET orders with reason `liquidation` or
+  `auto-deleveraging` (see `special_reason`), and their fills (execution type `CALCULATED`) are
+  trades like any other.
 - Positions are one-way: hedge-mode legs of a symbol are netted into one signed position.
 - Fees are reported as positive costs (`abs` of Binance's commission).
 - ACCOUNT_UPDATE carries no available balance; the cross wallet balance stands in for it until
   the next REST reconcile.
+- A position's `margin` is its isolated wallet when isolated, else its initial margin (notional
+  at the mark price over the leverage).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ginie_protocol.events import (
     Side,
     Trade,
 )
+from ginie_server.exchange.base import SymbolFilters
 
 _T = TypeVar("_T")
 
@@ -210,20 +215,40 @@ def _no_chain(_client_order_id: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class OrderTradeUpdate:
-    """An ORDER_TRADE_UPDATE: the order as it now stands and, on a fill, the fill itself."""
+    """An ORDER_TRADE_UPDATE: the order as it now stands and, on a fill, the fill itself.
+
+    `unnumbered_fill` is set for a liquidation fill that came without a trade id: it cannot be
+    told apart from its REST copy, so it is left for the REST fills to report.
+    """
 
     order: Order
     trade: Trade | None
     event_time: int
+    unnumbered_fill: bool = False
+
+
+LIQUIDATION = "liquidation"
+AUTO_DELEVERAGING = "auto-deleveraging"
+SETTLEMENT = "settlement"
+
+
+def special_reason(client_order_id: str, order_type: object) -> str | None:
+    """The `reason` of an order Binance placed itself, from its documented special client ids:
+    `adl_autoclose` (auto-deleveraging), `autoclose-...` or type LIQUIDATION (liquidation),
+    `settlement_autoclose-...` (delisting or delivery); None for any other order."""
+    if client_order_id.startswith("adl_autoclose"):
+        return AUTO_DELEVERAGING
+    if client_order_id.startswith("autoclose-") or order_type == "LIQUIDATION":
+        return LIQUIDATION
+    if client_order_id.startswith("settlement_autoclose-"):
+        return SETTLEMENT
+    return None
 
 
 def _order_reason(event: str, o: Mapping[str, Any], client_order_id: str) -> str | None:
-    if o.get("o") == "LIQUIDATION" or client_order_id.startswith("autoclose-"):
-        return "liquidation"
-    if client_order_id.startswith("adl_autoclose"):
-        return "auto-deleveraging"
-    if client_order_id.startswith("settlement_autoclose-"):
-        return "settlement"
+    special = special_reason(client_order_id, o.get("o"))
+    if special is not None:
+        return special
     if "er" in o:
         code = _integer(event, o, "er")
         if code:
@@ -269,23 +294,29 @@ def order_trade_update(
         created_at=previous.created_at if previous is not None else updated_at,
         updated_at=updated_at,
     )
-    trade = None
-    if execution == "TRADE":
-        trade = Trade(
-            trade_id=trade_key(symbol, _integer(event, o, "t")),
-            order_id=order_id,
-            client_order_id=client_order_id,
-            chain_id=order.chain_id,
-            symbol=symbol,
-            side=side,
-            price=_number(event, o, "L"),
-            quantity=_number(event, o, "l"),
-            fee=abs(_number(event, o, "n")) if "n" in o else 0.0,
-            fee_asset=_text(event, o, "N") if "N" in o else "USDT",
-            realized_pnl=_number(event, o, "rp") if "rp" in o else 0.0,
-            maker=_flag(event, o, "m"),
-            time=updated_at,
+    # A fill is a TRADE execution, or a CALCULATED one (liquidation or auto-deleveraging).
+    if not (execution == "TRADE" or (execution == "CALCULATED" and _number(event, o, "l") > 0)):
+        return OrderTradeUpdate(order=order, trade=None, event_time=event_time)
+    number = _integer(event, o, "t") if execution == "TRADE" or "t" in o else 0
+    if execution == "CALCULATED" and number <= 0:
+        return OrderTradeUpdate(
+            order=order, trade=None, event_time=event_time, unnumbered_fill=True
         )
+    trade = Trade(
+        trade_id=trade_key(symbol, number),
+        order_id=order_id,
+        client_order_id=client_order_id,
+        chain_id=order.chain_id,
+        symbol=symbol,
+        side=side,
+        price=_number(event, o, "L"),
+        quantity=_number(event, o, "l"),
+        fee=abs(_number(event, o, "n")) if "n" in o else 0.0,
+        fee_asset=_text(event, o, "N") if "N" in o else "USDT",
+        realized_pnl=_number(event, o, "rp") if "rp" in o else 0.0,
+        maker=_flag(event, o, "m"),
+        time=updated_at,
+    )
     return OrderTradeUpdate(order=order, trade=trade, event_time=event_time)
 
 
@@ -330,17 +361,24 @@ def _finite_leg(event: str, symbol: str, net: _Leg) -> _Leg:
     return net
 
 
+def _initial_margin(size: float, mark: float, leverage: int) -> float:
+    """The initial margin of a position: its notional at `mark` over its leverage."""
+    return abs(size) * mark / max(1, leverage)
+
+
 def account_update(
     payload: Mapping[str, Any],
     *,
     positions: Mapping[str, Position],
     balances: Mapping[str, Balance],
     mark_prices: Mapping[str, float],
+    leverage: Mapping[str, int] | None = None,
 ) -> AccountUpdate:
     """Map an ACCOUNT_UPDATE event.
 
     ACCOUNT_UPDATE carries neither mark price, leverage nor liquidation price, nor the available
-    balance: those come from the cached `positions` / `balances` and the latest `mark_prices`.
+    balance: those come from the cached `positions` / `balances`, the latest `mark_prices` and,
+    for a symbol without a cached position, the `leverage` last set (default 1).
     """
     event = "ACCOUNT_UPDATE"
     if _text(event, payload, "e") != event:
@@ -383,6 +421,15 @@ def account_update(
         mark = mark_prices.get(symbol)
         if mark is None:
             mark = previous_position.mark_price if previous_position else net.entry_price
+        symbol_leverage = (
+            previous_position.leverage
+            if previous_position is not None
+            else (leverage or {}).get(symbol, 1)
+        )
+        if net.margin == 0:
+            net.margin = _initial_margin(net.size, mark, symbol_leverage)
+            if not math.isfinite(net.margin):
+                raise BinancePayloadError(event, f"position {symbol!r} overflows its margin")
         new_positions.append(
             Position(
                 symbol=symbol,
@@ -390,7 +437,7 @@ def account_update(
                 entry_price=net.entry_price,
                 mark_price=mark,
                 unrealized_pnl=net.unrealized_pnl,
-                leverage=previous_position.leverage if previous_position else 1,
+                leverage=symbol_leverage,
                 liquidation_price=(
                     previous_position.liquidation_price
                     if previous_position is not None and net.size != 0
@@ -402,6 +449,63 @@ def account_update(
         )
     return AccountUpdate(
         reason=reason, balances=new_balances, positions=new_positions, event_time=event_time
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfigUpdate:
+    """An ACCOUNT_CONFIG_UPDATE: a symbol's new leverage, or the account's Multi-Assets mode.
+
+    `position` is the cached position of `symbol` with the new leverage and the margin it implies
+    (None when there is no cached position); its liquidation price stays the cached one until
+    Binance's position risk reports the new one.
+    """
+
+    event_time: int
+    symbol: str | None
+    leverage: int | None
+    multi_assets: bool | None
+    position: Position | None
+
+
+def account_config_update(
+    payload: Mapping[str, Any],
+    *,
+    positions: Mapping[str, Position],
+    mark_prices: Mapping[str, float],
+) -> AccountConfigUpdate:
+    """Map an ACCOUNT_CONFIG_UPDATE event (`ac`: a symbol's leverage; `ai`: Multi-Assets mode)."""
+    event = "ACCOUNT_CONFIG_UPDATE"
+    if _text(event, payload, "e") != event:
+        raise BinancePayloadError(event, f"event type is {payload.get('e')!r}")
+    event_time = _integer(event, payload, "E")
+    updated_at = _integer(event, payload, "T") if "T" in payload else event_time
+    if "ai" in payload:
+        multi_assets = _flag(event, _object(event, payload, "ai"), "j")
+        return AccountConfigUpdate(event_time, None, None, multi_assets, None)
+    ac = _object(event, payload, "ac")
+    symbol = _text(event, ac, "s")
+    leverage = _integer(event, ac, "l")
+    if leverage < 1:
+        raise BinancePayloadError(event, f"leverage {leverage} is below 1")
+    cached = positions.get(symbol)
+    position = None
+    if cached is not None:
+        position = with_leverage(cached, leverage, mark_prices.get(symbol), updated_at)
+    return AccountConfigUpdate(event_time, symbol, leverage, None, position)
+
+
+def with_leverage(position: Position, leverage: int, mark: float | None, now_ms: int) -> Position:
+    """`position` at a new `leverage`, with the initial margin that implies at `mark` (default:
+    its own mark price); its liquidation price is kept until Binance reports the new one."""
+    price = position.mark_price if mark is None else mark
+    return position.model_copy(
+        update={
+            "leverage": leverage,
+            "margin": _initial_margin(position.size, price, leverage),
+            "mark_price": price,
+            "updated_at": max(position.updated_at, now_ms),
+        }
     )
 
 
@@ -589,6 +693,7 @@ def rest_order(
         filled_qty=_number(event, item, "executedQty"),
         avg_price=_optional_number(event, item, "avgPrice"),
         reduce_only=_flag(event, item, "reduceOnly"),
+        reason=special_reason(client_order_id, item.get("origType", item.get("type"))),
         created_at=created_at,
         updated_at=updated_at,
     )
@@ -658,7 +763,8 @@ def rest_positions(
     """Map GET /fapi/v3/positionRisk, netting hedge legs per symbol.
 
     v3 no longer reports leverage; it is derived from notional / initial margin when a position
-    is open, else kept from the cache (default 1).
+    is open, else kept from the cache (default 1). The margin is the isolated wallet of an
+    isolated position, else the initial margin.
     """
     event = "positionRisk"
     if not isinstance(items, list):
@@ -672,12 +778,13 @@ def rest_positions(
         symbol = _text(event, item, "symbol")
         size = _number(event, item, "positionAmt")
         margin = _number(event, item, "initialMargin") if "initialMargin" in item else 0.0
+        isolated = _number(event, item, "isolatedWallet") if "isolatedWallet" in item else 0.0
         legs.setdefault(symbol, []).append(
             (
                 size,
                 _number(event, item, "entryPrice"),
                 _number(event, item, "unRealizedProfit"),
-                margin,
+                isolated or margin,
             )
         )
         marks[symbol] = _number(event, item, "markPrice")
@@ -763,36 +870,60 @@ def rest_klines(symbol: str, items: list[Any], *, interval: str = "1m") -> list[
     return klines
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolRules:
-    """The steps a symbol's order quantities and prices must be multiples of."""
+def symbol_filters(
+    exchange_info: Mapping[str, Any], *, max_leverage: Mapping[str, int] | None = None
+) -> dict[str, SymbolFilters]:
+    """Map GET /fapi/v1/exchangeInfo to each symbol's order filters.
 
-    qty_step: Decimal
-    tick_size: Decimal
-
-
-def symbol_rules(exchange_info: Mapping[str, Any]) -> dict[str, SymbolRules]:
-    """Map GET /fapi/v1/exchangeInfo to each symbol's LOT_SIZE step and PRICE_FILTER tick."""
+    PRICE_FILTER gives the tick, LOT_SIZE the step and the minimum quantity, MIN_NOTIONAL the
+    minimum order value (0 when absent). exchangeInfo has no leverage: `max_leverage` comes from
+    `leverage_brackets`.
+    """
     event = "exchangeInfo"
-    rules = {}
+    result = {}
     for item in _list(event, exchange_info, "symbols"):
+        symbol = _text(event, item, "symbol")
         filters = {
             f.get("filterType"): f for f in _list(event, item, "filters") if isinstance(f, Mapping)
         }
         if "LOT_SIZE" not in filters or "PRICE_FILTER" not in filters:
-            raise BinancePayloadError(event, f"symbol {item.get('symbol')!r} lacks its filters")
-        rules[_text(event, item, "symbol")] = SymbolRules(
-            qty_step=Decimal(str(_number(event, filters["LOT_SIZE"], "stepSize"))),
-            tick_size=Decimal(str(_number(event, filters["PRICE_FILTER"], "tickSize"))),
+            raise BinancePayloadError(event, f"symbol {symbol!r} lacks its filters")
+        lot = filters["LOT_SIZE"]
+        notional = filters.get("MIN_NOTIONAL")
+        result[symbol] = SymbolFilters(
+            symbol=symbol,
+            tick_size=_number(event, filters["PRICE_FILTER"], "tickSize"),
+            step_size=_number(event, lot, "stepSize"),
+            min_qty=_number(event, lot, "minQty") if "minQty" in lot else 0.0,
+            min_notional=_number(event, notional, "notional") if notional is not None else 0.0,
+            max_leverage=(max_leverage or {}).get(symbol),
         )
-    return rules
+    return result
 
 
-def to_step(value: float, step: Decimal) -> str:
-    """`value` floored to a multiple of `step`, as a plain decimal string."""
+def leverage_brackets(items: Any) -> dict[str, int]:
+    """Map GET /fapi/v1/leverageBracket to each symbol's highest initial leverage."""
+    event = "leverageBracket"
+    if not isinstance(items, list):
+        raise BinancePayloadError(event, "expected a list")
+    result = {}
+    for item in items:
+        brackets = _list(event, item, "brackets")
+        if not brackets:
+            raise BinancePayloadError(event, f"symbol {item.get('symbol')!r} has no brackets")
+        result[_text(event, item, "symbol")] = max(
+            _integer(event, bracket, "initialLeverage") for bracket in brackets
+        )
+    return result
+
+
+def to_step(value: float, step: float) -> str:
+    """`value` floored to a multiple of `step` (no flooring when `step` is 0), as a plain
+    decimal string."""
     number = Decimal(repr(value))
-    if step > 0:
-        number = (number / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    increment = Decimal(repr(step))
+    if increment > 0:
+        number = (number / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
     return format(number.normalize(), "f") if number else "0"
 
 
@@ -808,3 +939,19 @@ def is_stale(cached: Order | None, incoming: Order) -> bool:
     if incoming.updated_at < cached.updated_at:
         return True
     return incoming.filled_qty < cached.filled_qty
+
+
+def request_weight_limit(exchange_info: Mapping[str, Any]) -> int | None:
+    """The request weight allowed per minute, from exchangeInfo's `rateLimits` (None if absent)."""
+    event = "exchangeInfo"
+    if "rateLimits" not in exchange_info:
+        return None
+    for item in _list(event, exchange_info, "rateLimits"):
+        if (
+            isinstance(item, Mapping)
+            and item.get("rateLimitType") == "REQUEST_WEIGHT"
+            and item.get("interval") == "MINUTE"
+            and item.get("intervalNum") == 1
+        ):
+            return _integer(event, item, "limit")
+    return None
