@@ -252,3 +252,33 @@ async def test_publish_refuses_the_wrong_kind_of_data(hub: Hub) -> None:
     with pytest.raises(TypeError):
         hub.publish_market(Stats())  # type: ignore[arg-type]
     assert hub.current_seq("alice") == 0
+
+
+async def test_a_replays_allowance_shrinks_as_it_drains(tmp_path: Path) -> None:
+    bound = 20_000
+    hub = Hub(
+        open_database(tmp_path / "g.db"),
+        clock=ManualClock(),
+        limits=Limits(max_buffer_bytes=bound),
+    )
+    for i in range(400):
+        hub.publish("alice", lifecycle(i))
+    hub.flush()
+    conn = RecordingConnection()
+    conn.stalled = True
+    hub.connect(conn, "alice")
+    hub.subscribe(conn, sub(["*"], resume={"epoch": hub.epoch, "seq": 0}))
+    replayed = conn.backlog
+    assert replayed > bound and conn.closed is None
+    # while the replay is unsent, live events may still queue behind it
+    hub.publish("alice", lifecycle(400))
+    hub.flush()
+    assert conn.closed is None
+    # once the replay has drained, the plain bound applies again: a connection that stalls
+    # now is closed at the bound, not at the bound plus the old replay
+    conn.backlog = 0
+    for i in range(401, 401 + replayed // 300):
+        hub.publish("alice", lifecycle(i))
+    hub.flush()
+    assert conn.closed is not None and conn.closed[0] == CLOSE_SLOW_CONSUMER
+    assert conn.backlog <= bound
