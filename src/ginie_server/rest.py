@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel
 
-from ginie_protocol.events import EVENT_TYPE_OF, EVENT_TYPES, KEY_FIELD, MARKET_TYPES, SNAPSHOT_PATH
+from ginie_protocol.events import MARKET_TOPICS, SPECS, Topic, spec_of
 from ginie_server import __version__
 from ginie_server.hub import Hub
 from ginie_server.sources import MarketData, MarketSnapshotProvider, SnapshotProvider
@@ -82,11 +82,14 @@ class RestApi:
             "/api/snapshot": Route(self._snapshot, frozenset({"topics", "symbols"})),
             "/api/metrics": Route(self._metrics),
         }
-        for topic, path in SNAPSHOT_PATH.items():
-            if topic == "LIFECYCLE_EVENT":
-                self._routes[path] = Route(self._trade_events, frozenset({"limit", "before_seq"}))
+        for topic, spec in SPECS.items():
+            if spec.snapshot_path is None:
+                continue
+            if topic == Topic.LIFECYCLE_EVENT:
+                route = Route(self._trade_events, frozenset({"limit", "before_seq"}))
             else:
-                self._routes[path] = Route(self._topic_route(topic))
+                route = Route(self._topic_route(topic))
+            self._routes[spec.snapshot_path] = route
 
     def health(self) -> RestAnswer:
         return RestAnswer(200, {"status": "ok", "epoch": self._hub.epoch, "version": __version__})
@@ -136,8 +139,8 @@ class RestApi:
         raw_topics = params.get("topics", "*")
         topics = _split(raw_topics, "topics")
         if topics == ["*"]:
-            topics = list(EVENT_TYPES)
-        unknown = [t for t in topics if t not in EVENT_TYPES]
+            topics = list(SPECS)
+        unknown = [t for t in topics if t not in SPECS]
         if unknown:
             raise BadQuery(f"unknown topic {unknown[0]!r}")
         symbols = None
@@ -156,16 +159,16 @@ class RestApi:
         items: list[MarketData] = []
         for provider in self._market_providers:
             items.extend(provider(symbol))
-        by_type: dict[str, list[MarketData]] = {t: [] for t in MARKET_TYPES}
+        by_type: dict[str, list[MarketData]] = {t: [] for t in MARKET_TOPICS}
         for item in items:
             by_type[_market_type(item)].append(item)
         for event_type, found in by_type.items():
             if not found:
                 found.extend(self._hub.market_latest(event_type, [symbol]))
         data: dict[str, Any] = {}
-        for event_type in sorted(MARKET_TYPES):
+        for event_type in sorted(MARKET_TOPICS):
             found = by_type[event_type]
-            if event_type == "FUTURES_KLINE_UPDATE":
+            if event_type == Topic.FUTURES_KLINE_UPDATE:
                 data[event_type] = [_dump(k) for k in found]
             else:
                 data[event_type] = _dump(found[-1]) if found else None
@@ -181,13 +184,13 @@ class RestApi:
         return {"epoch": self._hub.epoch, "seq": seq, "data": data}
 
     def _topic_payload(self, user: str, topic: str, symbols: list[str] | None) -> Any:
-        if topic in MARKET_TYPES:
+        if SPECS[Topic(topic)].scope == "market":
             return [_dump(m) for m in self._hub.market_latest(topic, symbols)]
-        if topic == "LIFECYCLE_EVENT":
+        if topic == Topic.LIFECYCLE_EVENT:
             return self._hub.lifecycle_page(user, DEFAULT_PAGE, None)
         provider = self._snapshots.get(topic)
         if provider is None:
-            return [] if KEY_FIELD[topic] is not None else None
+            return [] if SPECS[Topic(topic)].key is not None else None
         result = provider(user)
         if isinstance(result, list):
             return [_dump(item) for item in result]
@@ -195,7 +198,7 @@ class RestApi:
 
 
 def _market_type(item: MarketData) -> str:
-    return EVENT_TYPE_OF[type(item)]
+    return spec_of(item).topic
 
 
 def _parse_query(query: str, allowed: frozenset[str]) -> Params:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ginie_protocol.events import Balance, Order, Position
+from ginie_protocol.events import Balance, Order, Position, Topic
 from ginie_server.clock import Clock
 from ginie_server.engine.book import KEPT_CHAINS, KEPT_ORDERS, KEPT_TRADES, AccountBook
 from ginie_server.engine.snapshots import ENGINE_TOPICS
@@ -41,7 +41,7 @@ def paper_account_loader(store: TradingStore) -> AccountLoader:
 
     def load(user: str) -> PaperAccountState | None:
         topics = store.load(user, finished_limit=0).topics
-        balance_json = topics.get("BALANCE_UPDATE", {}).get("USDT")
+        balance_json = topics.get(Topic.BALANCE_UPDATE, {}).get("USDT")
         if balance_json is None:
             return None
         balance = Balance.model_validate_json(balance_json)
@@ -49,14 +49,14 @@ def paper_account_loader(store: TradingStore) -> AccountLoader:
             p
             for p in (
                 Position.model_validate_json(js)
-                for js in topics.get("POSITION_UPDATE", {}).values()
+                for js in topics.get(Topic.POSITION_UPDATE, {}).values()
             )
             if p.size != 0
         ]
         orders = [
             o
             for o in (
-                Order.model_validate_json(js) for js in topics.get("ORDER_UPDATE", {}).values()
+                Order.model_validate_json(js) for js in topics.get(Topic.ORDER_UPDATE, {}).values()
             )
             if o.status in ("NEW", "PARTIALLY_FILLED")
         ]

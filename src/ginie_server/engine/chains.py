@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ginie_protocol.events import Chain, Signal
+from ginie_protocol.events import Chain, Signal, Topic
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import size_position
@@ -45,7 +45,7 @@ class ChainDesk:
         """A chain by id: from the book, or read back from the database if it left memory."""
         chain = account.book.chains.get(chain_id)
         if chain is None:
-            stored = self._persistence.store.get(account.name, "CHAIN_UPDATE", chain_id)
+            stored = self._persistence.store.get(account.name, Topic.CHAIN_UPDATE, chain_id)
             if stored is not None:
                 chain = Chain.model_validate_json(stored)
                 account.book.chains.put(chain_id, chain, done=chain.status not in lifecycle.ACTIVE)

@@ -22,7 +22,7 @@ from ginie_protocol.commands import (
     SignalApprove,
     SignalReject,
 )
-from ginie_protocol.events import Signal
+from ginie_protocol.events import Signal, Topic
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import RulesError, merge_rules
@@ -90,7 +90,7 @@ class CommandHandlers:
     def _pending_signal(self, account: Account, signal_id: str) -> Signal:
         signal = account.book.autopilot.signals.get(signal_id)
         if signal is None:
-            stored = self._persistence.store.get(account.name, "SIGNAL_UPDATE", signal_id)
+            stored = self._persistence.store.get(account.name, Topic.SIGNAL_UPDATE, signal_id)
             if stored is None:
                 raise CommandError("not_found", f"no signal {signal_id}")
             signal = Signal.model_validate_json(stored)

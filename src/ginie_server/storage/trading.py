@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from ginie_protocol.events import LifecycleEvent, WireModel
+from ginie_protocol.events import LifecycleEvent, Topic, WireModel
 from ginie_server.storage.db import StateWrite, migrate
 
 TRADING_MIGRATIONS = (
@@ -63,7 +63,7 @@ TRADING_MIGRATIONS = (
 INTERNAL = "_engine"
 """The topic under which the engine keeps its internal books."""
 
-FINISHING_TOPICS = ("CHAIN_UPDATE", "SIGNAL_UPDATE")
+FINISHING_TOPICS = (Topic.CHAIN_UPDATE, Topic.SIGNAL_UPDATE)
 
 PUT_ITEM = (
     "INSERT OR REPLACE INTO trading_state (user, topic, key, data, finished) VALUES (?, ?, ?, ?, ?)"
