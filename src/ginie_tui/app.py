@@ -23,7 +23,14 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from ginie_protocol import MARKET_TYPES, TRADING_COMMANDS, CommandArgsError, parse_command_args
+from ginie_protocol import (
+    SPECS,
+    TRADING_COMMANDS,
+    CommandArgsError,
+    Scope,
+    Topic,
+    parse_command_args,
+)
 from ginie_tui.clock import Clock, SystemClock
 from ginie_tui.connection import ConnectionStatus
 from ginie_tui.feed import CommandRefused, FeedPort
@@ -113,7 +120,7 @@ class GinieApp(App[None]):
     CSS_PATH = "ginie.tcss"
     TITLE = "Ginie"
     COMMANDS = App.COMMANDS | {GinieCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+    HORIZONTAL_BREAKPOINTS = [
         (0, "-narrow"),
         (100, "-wide"),
     ]
@@ -140,7 +147,7 @@ class GinieApp(App[None]):
         self.clock = clock
         self.settings = settings
         self.status = feed.status()
-        self._by_topic: dict[str, list[Panel]] = {}
+        self._by_topic: dict[Topic, list[Panel]] = {}
         self._panels: list[Panel] = []
         self._tab_of: dict[int, str] = {}
         """The id of each panel's tab, by the panel's id."""
@@ -178,7 +185,7 @@ class GinieApp(App[None]):
         self._tabs = self.query_one(TabbedContent)
         for panel in self._panels:
             self._tab_of[id(panel)] = panel.query_ancestor(TabPane).id or ""
-            for topic in panel.TOPICS:
+            for topic in panel.topics:
                 self._by_topic.setdefault(topic, []).append(panel)
         self._show_status(self.status)
         self.run_worker(self._run_feed(), name="feed", group="feed")
@@ -196,7 +203,7 @@ class GinieApp(App[None]):
     # ------------------------------------------------------------------ the feed's listener
 
     def feed_changes(self, changes: list[Change]) -> None:
-        user = [c for c in changes if c.topic not in MARKET_TYPES]
+        user = [c for c in changes if SPECS[c.topic].scope is Scope.USER]
         if user:
             if not self._unrendered:
                 self.post_message(StoreChanged())
@@ -227,8 +234,8 @@ class GinieApp(App[None]):
         for change in changes:
             if change.source == "live" and change.event is not None:
                 self._notify_event(change.event)
-            if change.topic == "CIRCUIT_BREAKER_UPDATE":
-                breaker = self.store.singleton("CIRCUIT_BREAKER_UPDATE")
+            if change.topic == Topic.CIRCUIT_BREAKER_UPDATE:
+                breaker = self.store.singleton(Topic.CIRCUIT_BREAKER_UPDATE)
                 self._breaker_state = breaker.state if breaker is not None else None
         touched: dict[int, Panel] = {}
         for change in merge_changes(changes):
@@ -237,7 +244,7 @@ class GinieApp(App[None]):
                     if self._on_screen(panel):
                         panel.apply_change(change)
                     touched[id(panel)] = panel
-            if change.topic == "SIGNAL_UPDATE":
+            if change.topic == Topic.SIGNAL_UPDATE:
                 self._refresh_pending_modal()
         self._show_freshness(touched.values())
 
@@ -290,19 +297,19 @@ class GinieApp(App[None]):
 
     def _notify_event(self, event: Any) -> None:
         data = event.data
-        if event.type == "TRADE_UPDATE":
+        if event.type == Topic.TRADE_UPDATE:
             self.notify(
                 f"{data.side} {data.quantity:g} {data.symbol} at {fmt_price(data.price)}",
                 title="Fill",
             )
-        elif event.type == "ORDER_UPDATE" and data.type == "STOP_MARKET":
+        elif event.type == Topic.ORDER_UPDATE and data.type == "STOP_MARKET":
             if data.status == "FILLED":
                 self.notify(
                     f"{data.symbol} stop-loss filled at {fmt_price(data.avg_price)}",
                     title="Stop-loss",
                     severity="warning",
                 )
-        elif event.type == "CIRCUIT_BREAKER_UPDATE":
+        elif event.type == Topic.CIRCUIT_BREAKER_UPDATE:
             if data.state == "tripped" and self._breaker_state != "tripped":
                 self.notify(
                     data.reason or "new entries are blocked",
@@ -420,9 +427,9 @@ def merge_changes(changes: Iterable[Change]) -> list[Change]:
     """One change per topic, in the order topics first changed, with the keys of all of them;
     a reset when any was one (a reset renders the topic from the store, which already holds
     the later changes too). The merged changes carry no event: notify from the originals."""
-    keys: dict[str, dict[str, None]] = {}
-    source: dict[str, Source] = {}
-    reset: set[str] = set()
+    keys: dict[Topic, dict[str, None]] = {}
+    source: dict[Topic, Source] = {}
+    reset: set[Topic] = set()
     for change in changes:
         keys.setdefault(change.topic, {}).update(dict.fromkeys(change.keys))
         source[change.topic] = change.source

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from ginie_protocol import EVENT_TYPES
+from ginie_protocol import SPECS
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.demo import DemoError, DemoServer
 from ginie_tui.feed import Feed, FeedError, FeedSettings
@@ -96,9 +96,9 @@ def _check_connection(url: str, token: str | None, ca: str | None) -> str:
 
 def _parse_types(text: str) -> list[str]:
     types = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in types if t not in EVENT_TYPES]
+    unknown = [t for t in types if t not in SPECS]
     if unknown:
-        raise UsageError(f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+        raise UsageError(f"unknown event type {unknown[0]!r}; known: {', '.join(SPECS)}")
     return types
 
 

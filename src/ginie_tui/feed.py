@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from ginie_protocol import (
-    EVENT_TYPES,
+    SPECS,
     Ack,
     Command,
     CommandArgsError,
@@ -42,6 +42,7 @@ from ginie_protocol import (
     Resync,
     Subscribe,
     Subscribed,
+    Topic,
     decode_server,
     encode,
     parse_command_args,
@@ -53,7 +54,7 @@ from ginie_tui.store import Change, Outcome, Store
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_TOPICS: tuple[str, ...] = EVENT_TYPES
+SNAPSHOT_TOPICS: tuple[Topic, ...] = tuple(SPECS)
 """The topics one `/api/snapshot` call asks for: all twenty, market data included."""
 
 MAX_SERVER_FRAME = 1 << 20

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ginie_protocol import Topic
 from ginie_tui.store import Store
 
 MODES = ("scalp", "swing", "position")
@@ -63,7 +64,7 @@ def palette_entries(store: Store) -> list[PaletteEntry]:
             ),
             PaletteEntry(f"Resume {mode} mode", "mode.resume", "mode.resume", {"mode": mode}),
         ]
-    for s in store.items("SIGNAL_UPDATE"):
+    for s in store.items(Topic.SIGNAL_UPDATE):
         if s.status == "pending":
             what = f"{s.signal_id} {s.symbol} {s.direction} {s.confidence:.2f}"
             entries += [
@@ -80,7 +81,7 @@ def palette_entries(store: Store) -> list[PaletteEntry]:
                     {"signal_id": s.signal_id},
                 ),
             ]
-    for o in store.items("ORDER_UPDATE"):
+    for o in store.items(Topic.ORDER_UPDATE):
         if o.status in OPEN_ORDER:
             entries.append(
                 PaletteEntry(
@@ -90,7 +91,7 @@ def palette_entries(store: Store) -> list[PaletteEntry]:
                     {"order_id": o.order_id},
                 )
             )
-    for p in store.items("POSITION_UPDATE"):
+    for p in store.items(Topic.POSITION_UPDATE):
         if p.size:
             entries.append(
                 PaletteEntry(

@@ -22,20 +22,20 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ginie_protocol import DATA_MODEL_OF, KEY_FIELD, MARKET_TYPES, USER_TYPES
-from ginie_protocol.events import Kline, MarkPrice, OrderBook, WireModel
+from ginie_protocol import MARKET_TOPICS, SPECS, EventSpec, Scope
+from ginie_protocol.events import Kline, MarkPrice, OrderBook, Topic, WireModel
 
 log = logging.getLogger(__name__)
 
 Source = Literal["live", "polled"]
 """How data reached the store: pushed over the WebSocket, or fetched by a REST snapshot."""
 
-DEFAULT_LIMITS: dict[str, int] = {
-    "LIFECYCLE_EVENT": 10_000,
-    "TRADE_UPDATE": 5_000,
-    "ORDER_UPDATE": 5_000,
-    "CHAIN_UPDATE": 2_000,
-    "SIGNAL_UPDATE": 2_000,
+DEFAULT_LIMITS: dict[Topic, int] = {
+    Topic.LIFECYCLE_EVENT: 10_000,
+    Topic.TRADE_UPDATE: 5_000,
+    Topic.ORDER_UPDATE: 5_000,
+    Topic.CHAIN_UPDATE: 2_000,
+    Topic.SIGNAL_UPDATE: 2_000,
 }
 """Most items a collection topic holds; topics not listed hold `OTHER_LIMIT`."""
 
@@ -61,7 +61,7 @@ class Outcome(StrEnum):
 class Change:
     """One change a panel may need to render: which topic, which item keys, from where."""
 
-    topic: str
+    topic: Topic
     keys: tuple[str, ...] = ()
     source: Source = "live"
     reset: bool = False
@@ -93,14 +93,14 @@ class Store:
         self.epoch: str | None = None
         self.seq: int = 0
         self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
-        self._collections: dict[str, dict[str, WireModel]] = {
-            t: {} for t in USER_TYPES if KEY_FIELD[t] is not None
+        self._collections: dict[Topic, dict[str, WireModel]] = {
+            t: {} for t, spec in SPECS.items() if spec.scope is Scope.USER and spec.key is not None
         }
-        self._singletons: dict[str, WireModel] = {}
+        self._singletons: dict[Topic, WireModel] = {}
         self._mark: dict[str, MarkPrice] = {}
         self._book: dict[str, OrderBook] = {}
         self._klines: dict[str, dict[int, Kline]] = {}
-        self._fresh: dict[str, Freshness] = {}
+        self._fresh: dict[Topic, Freshness] = {}
         self.rejected = 0
         """Items that did not fit their model and were left out (each one logged)."""
 
@@ -111,15 +111,15 @@ class Store:
         """True once a snapshot or an event has set the epoch."""
         return self.epoch is not None
 
-    def items(self, topic: str) -> list[Any]:
+    def items(self, topic: Topic) -> list[Any]:
         """A collection's items, least recently updated first."""
         return list(self._collections[topic].values())
 
-    def get(self, topic: str, key: str) -> Any:
+    def get(self, topic: Topic, key: str) -> Any:
         """One item of a collection, or None."""
         return self._collections[topic].get(key)
 
-    def singleton(self, topic: str) -> Any:
+    def singleton(self, topic: Topic) -> Any:
         """The current object of a singleton topic, or None before the first one arrives."""
         return self._singletons.get(topic)
 
@@ -138,16 +138,17 @@ class Store:
         """Every symbol with market data, sorted."""
         return sorted(set(self._mark) | set(self._book) | set(self._klines))
 
-    def freshness(self, topic: str) -> Freshness | None:
+    def freshness(self, topic: Topic) -> Freshness | None:
         return self._fresh.get(topic)
 
     # ------------------------------------------------------------------ events
 
     def apply_event(self, event: Any, now_ms: int, source: Source = "live") -> Applied:
         """Apply one event envelope (a ginie_protocol event model)."""
-        topic: str = event.type
-        if topic in MARKET_TYPES:
-            return self._apply_market(event, now_ms, source)
+        spec = SPECS[event.type]
+        topic = spec.topic
+        if spec.scope is Scope.MARKET:
+            return self._apply_market(topic, event, now_ms, source)
         if event.seq is None or event.epoch is None:
             self._reject(topic, "a user event without seq or epoch")
             return Applied(Outcome.INVALID)
@@ -161,13 +162,12 @@ class Store:
         if event.seq > self.seq + 1:
             return Applied(Outcome.GAP)
         self.seq = event.seq
-        keys = self._put(topic, event.data)
+        keys = self._put(spec, event.data)
         self._fresh[topic] = Freshness(now_ms, source)
         return Applied(Outcome.APPLIED, Change(topic, keys, source, event=event))
 
-    def _apply_market(self, event: Any, now_ms: int, source: Source) -> Applied:
+    def _apply_market(self, topic: Topic, event: Any, now_ms: int, source: Source) -> Applied:
         data = event.data
-        topic: str = event.type
         if isinstance(data, MarkPrice):
             held = self._mark.get(data.symbol)
             if held is not None and held.time > data.time:
@@ -202,8 +202,8 @@ class Store:
         candles[kline.open_time] = kline
         return True
 
-    def _put(self, topic: str, data: WireModel) -> tuple[str, ...]:
-        field = KEY_FIELD[topic]
+    def _put(self, spec: EventSpec, data: WireModel) -> tuple[str, ...]:
+        topic, field = spec.topic, spec.key
         if field is None:
             self._singletons[topic] = data
             return ()
@@ -240,15 +240,16 @@ class Store:
         self.epoch = epoch
         self.seq = seq
         changes: list[Change] = []
-        for topic, payload in data.items():
-            if topic in MARKET_TYPES:
-                changes.extend(self._snapshot_market(topic, payload, now_ms, source))
-            elif topic in USER_TYPES:
-                if self._snapshot_topic(topic, payload):
-                    self._fresh[topic] = Freshness(now_ms, source)
-                    changes.append(Change(topic, (), source, reset=True))
-            else:
-                self._reject(topic, "an unknown topic in a snapshot")
+        for name, payload in data.items():
+            if name not in SPECS:
+                self._reject(name, "an unknown topic in a snapshot")
+                continue
+            spec = SPECS[Topic(name)]
+            if spec.scope is Scope.MARKET:
+                changes.extend(self._snapshot_market(spec, payload, now_ms, source))
+            elif self._snapshot_topic(spec, payload):
+                self._fresh[spec.topic] = Freshness(now_ms, source)
+                changes.append(Change(spec.topic, (), source, reset=True))
         return changes
 
     def apply_market(
@@ -258,13 +259,14 @@ class Store:
         recent candles join the history, and a mark price or order book replaces the held one
         only when it is not older (live events may have overtaken the REST answer)."""
         changes: list[Change] = []
-        for topic, payload in data.items():
-            if topic not in MARKET_TYPES:
-                self._reject(topic, "a topic that is not market data in a market answer")
+        for name, payload in data.items():
+            if name not in MARKET_TOPICS:
+                self._reject(name, "a topic that is not market data in a market answer")
                 continue
             if payload is None:
                 continue
-            model = DATA_MODEL_OF[topic]
+            topic = Topic(name)
+            model = SPECS[topic].model
             symbols: dict[str, None] = {}
             for raw in payload if isinstance(payload, list) else [payload]:
                 item = self._validate(topic, model, raw)
@@ -291,9 +293,9 @@ class Store:
             return True
         return isinstance(item, Kline) and self._put_kline(item)
 
-    def _snapshot_topic(self, topic: str, payload: Any) -> bool:
-        model = DATA_MODEL_OF[topic]
-        if KEY_FIELD[topic] is None:
+    def _snapshot_topic(self, spec: EventSpec, payload: Any) -> bool:
+        topic, model = spec.topic, spec.model
+        if spec.key is None:
             if payload is None:
                 self._singletons.pop(topic, None)
                 return True
@@ -306,18 +308,18 @@ class Store:
             self._reject(topic, "a collection snapshot that is not a list")
             return False
         items = [self._validate(topic, model, raw) for raw in payload]
-        if topic == "LIFECYCLE_EVENT":
+        if topic == Topic.LIFECYCLE_EVENT:
             items.reverse()  # served newest first; held oldest first like every collection
         self._collections[topic].clear()
         for item in items:
             if item is not None:
-                self._put(topic, item)
+                self._put(spec, item)
         return True
 
     def _snapshot_market(
-        self, topic: str, payload: Any, now_ms: int, source: Source
+        self, spec: EventSpec, payload: Any, now_ms: int, source: Source
     ) -> Iterable[Change]:
-        model = DATA_MODEL_OF[topic]
+        topic, model = spec.topic, spec.model
         raw_items = payload if isinstance(payload, list) else [payload]
         symbols: list[str] = []
         for raw in raw_items:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ginie_protocol import KEY_FIELD, encode
+from ginie_protocol import SPECS, encode
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.feed import Feed
 from ginie_tui.store import Change, Store
@@ -24,7 +24,7 @@ def human_line(event: Any) -> str:
     """One readable line for an event: time, seq, type, key, then its scalar fields."""
     when = datetime.fromtimestamp(event.ts / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
     seq = f"#{event.seq}" if event.seq is not None else "-"
-    field = KEY_FIELD[event.type]
+    field = SPECS[event.type].key
     data = event.data.model_dump()
     key = str(data.pop(field)) if field else ""
     fields = " ".join(

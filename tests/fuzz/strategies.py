@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from ginie_protocol import COMMAND_ARGS, DATA_MODEL_OF, EVENT_TYPES
+from ginie_protocol import COMMAND_ARGS, SPECS
 
 FUZZ = settings(
     max_examples=150,
@@ -52,7 +52,7 @@ command_args: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
 )
 
 topic_lists = (
-    st.lists(st.sampled_from([*EVENT_TYPES, "*"]) | st.text(max_size=20), max_size=70) | json_values
+    st.lists(st.sampled_from([*SPECS, "*"]) | st.text(max_size=20), max_size=70) | json_values
 )
 
 client_messages: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
@@ -77,7 +77,7 @@ symbols = st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT"]) | st.text(min_size=
 well_formed_client_messages: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {
         "op": st.just("subscribe"),
-        "topics": st.lists(st.sampled_from([*EVENT_TYPES, "*"]), min_size=1, max_size=5),
+        "topics": st.lists(st.sampled_from([*SPECS, "*"]), min_size=1, max_size=5),
     },
     optional={
         "symbols": st.lists(symbols, max_size=4),
@@ -101,13 +101,13 @@ are mostly wrong, so each reaches the hub or a command's validation."""
 def server_messages(draw: st.DrawFn) -> dict[str, Any]:
     """Objects shaped like server messages: a real `type` (mostly) with fields of any value."""
     kind = draw(
-        st.sampled_from([*EVENT_TYPES, "HELLO", "SUBSCRIBED", "RESYNC", "ACK", "ERROR"])
-        | json_values
+        st.sampled_from([*SPECS, "HELLO", "SUBSCRIBED", "RESYNC", "ACK", "ERROR"]) | json_values
     )
     message: dict[str, Any] = {"type": kind}
     for key in draw(st.sets(st.sampled_from(["seq", "epoch", "ts", "protocol", "user"]))):
         message[key] = draw(st.integers() | json_values)
-    model = DATA_MODEL_OF.get(kind) if isinstance(kind, str) else None
+    spec = SPECS.get(kind) if isinstance(kind, str) else None
+    model = spec.model if spec is not None else None
     if model is not None:
         fields = draw(st.sets(st.sampled_from(sorted(model.model_fields))))
         message["data"] = {name: draw(json_values) for name in fields}

@@ -26,10 +26,11 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ginie_protocol import (
-    EVENT_TYPES,
+    SPECS,
     Hello,
     ProtocolError,
     Subscribed,
+    Topic,
     decode_server,
     encode,
     make_event,
@@ -136,14 +137,14 @@ async def test_a_malformed_server_frame_costs_the_console_that_frame_only(
     assert not any(r.exc_info for r in caplog.records if r.name.startswith("ginie_tui"))
     assert console.recorder.states[-1] is ConnState.LIVE
     assert console.audit() == []
-    balance = console.store.get("BALANCE_UPDATE", "USDT")
+    balance = console.store.get(Topic.BALANCE_UPDATE, "USDT")
     assert balance is not None and balance.wallet_balance == float(server.seq)
 
 
 @FUZZ
 @given(
     data=st.dictionaries(
-        st.sampled_from(EVENT_TYPES) | st.text(max_size=20),
+        st.sampled_from(tuple(SPECS)) | st.text(max_size=20),
         st.lists(st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=10)))
         | st.none()
         | st.integers(),
@@ -161,7 +162,7 @@ def test_a_malformed_snapshot_leaves_good_topics_and_logs_the_rest(
     store.apply_snapshot(EPOCH, 1, {"BALANCE_UPDATE": [good]}, 1)
     payload = {k: v for k, v in data.items() if k != "BALANCE_UPDATE"}
     store.apply_snapshot(EPOCH, 2, payload, 2)
-    held = store.get("BALANCE_UPDATE", "USDT")
+    held = store.get(Topic.BALANCE_UPDATE, "USDT")
     assert held is not None and held.wallet_balance == 1.0
     assert store.seq == 2
     left_out = [r for r in caplog.records if r.getMessage().startswith("store left out")]

@@ -21,14 +21,14 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from ginie_protocol import EVENT_TYPES, SNAPSHOT_PATH
+from ginie_protocol import SPECS
 from ginie_protocol.events import Balance
 from tests.fuzz.strategies import FUZZ
 from tests.harness import RunningServer, ScriptedSource, running_server
 
 ROUTES = sorted(
     {
-        *SNAPSHOT_PATH.values(),
+        *(spec.snapshot_path for spec in SPECS.values() if spec.snapshot_path),
         "/api/snapshot",
         "/api/metrics",
         "/api/health",
@@ -45,7 +45,7 @@ url_safe = st.text(alphabet=st.characters(codec="ascii", exclude_characters=" \r
 any_text = st.text(max_size=30)
 
 param_values = (
-    st.lists(st.sampled_from([*EVENT_TYPES, "*", "BTCUSDT", ""]), max_size=4).map(",".join)
+    st.lists(st.sampled_from([*SPECS, "*", "BTCUSDT", ""]), max_size=4).map(",".join)
     | st.integers(min_value=-(2**70), max_value=2**70).map(str)
     | any_text
 )

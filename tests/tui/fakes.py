@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from ginie_protocol import KEY_FIELD, Ack
+from ginie_protocol import SPECS, Ack, Topic
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.feed import CommandRefused, FeedListener
 from ginie_tui.store import Store
@@ -93,11 +93,11 @@ def polled_store(at_ms: int = T0 - 12_000) -> Store:
     events = user_events()
     data: dict[str, Any] = {}
     for event in events:
-        if KEY_FIELD[event.type] is None:
+        if SPECS[event.type].key is None:
             data[event.type] = event.data.model_dump()
         else:
             data.setdefault(event.type, []).append(event.data.model_dump())
-    data["LIFECYCLE_EVENT"].reverse()
+    data[Topic.LIFECYCLE_EVENT].reverse()
     store = Store()
     store.apply_snapshot(EPOCH, len(events), data, at_ms)
     for event in market_events():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from ginie_protocol import decode_server
+from ginie_protocol import Topic, decode_server
 from ginie_tui.app import GinieApp
 from ginie_tui.cli import main
 from ginie_tui.connection import ConnState
@@ -97,7 +97,7 @@ async def test_tail_json_prints_one_event_a_line(server: Any) -> None:
         for _ in range(3):
             line = await asyncio.wait_for(process.stdout.readline(), 15)
             events.append(decode_server(line))
-        assert {e.type for e in events} == {"FUTURES_MARK_PRICE_UPDATE"}
+        assert {e.type for e in events} == {Topic.FUTURES_MARK_PRICE_UPDATE}
         assert all(e.data.mark_price > 0 for e in events)
     finally:
         process.terminate()

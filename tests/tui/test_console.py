@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Static
 
-from ginie_protocol import COMMAND_ARGS, CommandArgsError, make_event
+from ginie_protocol import COMMAND_ARGS, CommandArgsError, Topic, make_event
 from ginie_protocol.events import CircuitBreaker, LifecycleEvent, MarkPrice, Trade
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.clock import ManualClock
@@ -68,7 +68,7 @@ async def test_approving_shows_the_result_only_from_the_following_event() -> Non
         await wait_for(lambda: any("signal.approve accepted" in n for n in notes(app)))
         assert app.screen is modal and "requested" in hint(modal)
         assert "pending" in cell(app, SignalsPanel, "sig-2", "status"), "no local guess"
-        signal = app.store.get("SIGNAL_UPDATE", "sig-2")
+        signal = app.store.get(Topic.SIGNAL_UPDATE, "sig-2")
         approved = signal.model_copy(update={"status": "approved", "decided_at": T0})
         feed.deliver(make_event(approved, ts=T0, seq=NEXT_SEQ, epoch=EPOCH))
         await wait_for(lambda: "approved" in cell(app, SignalsPanel, "sig-2", "status"))
@@ -157,7 +157,7 @@ async def test_fills_and_breaker_trips_are_notified() -> None:
             time=T0,
         )
         feed.deliver(make_event(fill, ts=T0, seq=NEXT_SEQ, epoch=EPOCH))
-        breaker = app.store.singleton("CIRCUIT_BREAKER_UPDATE")
+        breaker = app.store.singleton(Topic.CIRCUIT_BREAKER_UPDATE)
         tripped: CircuitBreaker = breaker.model_copy(
             update={"state": "tripped", "reason": "3 losses in a row", "tripped_at": T0}
         )
@@ -175,7 +175,7 @@ async def test_a_hidden_panel_renders_its_changes_when_its_tab_is_shown() -> Non
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: feed.listener is not None)
         body = app.query_one("#breaker-body", Static)
-        breaker = app.store.singleton("CIRCUIT_BREAKER_UPDATE")
+        breaker = app.store.singleton(Topic.CIRCUIT_BREAKER_UPDATE)
         tripped: CircuitBreaker = breaker.model_copy(
             update={"state": "tripped", "reason": "3 losses in a row", "tripped_at": T0}
         )
@@ -200,7 +200,7 @@ async def test_lifecycle_rows_are_newest_first_and_bounded() -> None:
         await wait_for(lambda: table.get_row_at(0)[2] == str(SHOWN + 49))
         assert table.row_count == SHOWN
         assert table.get_row_at(SHOWN - 1)[2] == "50", "the oldest rows went"
-        assert len(app.store.items("LIFECYCLE_EVENT")) == SHOWN + 54
+        assert len(app.store.items(Topic.LIFECYCLE_EVENT)) == SHOWN + 54
 
 
 async def test_market_ticks_update_position_marks_in_place() -> None:

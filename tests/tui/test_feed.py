@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from ginie_protocol import encode, make_event
+from ginie_protocol import Topic, encode, make_event
 from ginie_tui.connection import ConnectionStatus
 from ginie_tui.feed import CommandRefused, Feed, FeedSettings
 from ginie_tui.store import Change, Store
@@ -131,7 +131,7 @@ async def test_a_gap_resumes_from_the_last_seq_on_the_same_socket() -> None:
         assert server.subscribes[0]["resume"] == {"epoch": EPOCH, "seq": 0}
         assert server.subscribes[1]["resume"] == {"epoch": EPOCH, "seq": 1}
         assert server.connections == 1
-        assert [s.signal_id for s in store.items("SIGNAL_UPDATE")][-3:] == ["s-2", "s-3", "s-4"]
+        assert [s.signal_id for s in store.items(Topic.SIGNAL_UPDATE)][-3:] == ["s-2", "s-3", "s-4"]
 
 
 async def test_resync_fetches_one_snapshot_and_goes_on_live() -> None:
@@ -140,7 +140,7 @@ async def test_resync_fetches_one_snapshot_and_goes_on_live() -> None:
     async with scripted(server) as url, running_feed(url) as (_, store, _rec):
         await wait_for(lambda: store.seq == 11)
         assert server.snapshot_calls == 2, "the start-up snapshot and one for the RESYNC"
-        assert store.get("SIGNAL_UPDATE", "s-9") is not None
+        assert store.get(Topic.SIGNAL_UPDATE, "s-9") is not None
 
 
 async def test_commands_are_answered_by_their_ack_and_refused_when_not_live() -> None:
@@ -170,7 +170,7 @@ async def test_a_shown_symbol_is_fetched_once_per_connection_and_again_after_a_r
         feed.show_market("ETHUSDT")
         await wait_for(lambda: len(store.klines("ETHUSDT")) == HISTORY)
         assert server.market_calls == ["BTCUSDT", "ETHUSDT"]
-        assert any(c.topic == "FUTURES_KLINE_UPDATE" for c in recorder.changes)
+        assert any(c.topic == Topic.FUTURES_KLINE_UPDATE for c in recorder.changes)
 
         resync = json.dumps({"type": "RESYNC", "epoch": EPOCH, "seq": 9, "reason": "too old"})
         await server.sockets[0].send(resync)

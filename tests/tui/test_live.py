@@ -16,6 +16,7 @@ import httpx
 import pytest
 from textual.widgets import Sparkline
 
+from ginie_protocol import Topic
 from ginie_protocol.events import Signal
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.connection import ConnState
@@ -241,7 +242,7 @@ async def test_a_restarted_server_brings_the_console_back_live_with_nothing_miss
             await pilot.press("2")
             for n in (1, 2, 3):
                 source.emit("demo", signal(n, now))
-            await wait_for(lambda: app.store.get("SIGNAL_UPDATE", "live-3") is not None)
+            await wait_for(lambda: app.store.get(Topic.SIGNAL_UPDATE, "live-3") is not None)
             epoch = app.store.epoch
             await first.server.stop()
             await wait_for(lambda: not app.status.live, timeout=5)
@@ -273,7 +274,7 @@ async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None
             rules = {"auto_execute": False, "signal_ttl_seconds": 86_400}
             assert (await feed.command("autopilot.set_rules", rules)).ok
             await wait_for(
-                lambda: any(s.status == "pending" for s in app.store.items("SIGNAL_UPDATE")),
+                lambda: any(s.status == "pending" for s in app.store.items(Topic.SIGNAL_UPDATE)),
                 timeout=15,
             )
             await pilot.press("s")
@@ -285,7 +286,7 @@ async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None
             await pilot.press("a")
             await wait_for(lambda: modal.asking is not None)
             await pilot.press("y")
-            decided = lambda: app.store.get("SIGNAL_UPDATE", chosen.signal_id).status  # noqa: E731
+            decided = lambda: app.store.get(Topic.SIGNAL_UPDATE, chosen.signal_id).status  # noqa: E731
             await wait_for(lambda: decided() != "pending", timeout=10)
             table = app.query_one(SignalsPanel).query_one(KeyedTable)
             await wait_for(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginie_protocol import KEY_FIELD, encode, make_event
+from ginie_protocol import SPECS, Topic, encode, make_event
 from ginie_protocol.events import Kline, LifecycleEvent, MarkPrice, OrderBook, Signal
 from ginie_tui.store import KLINES_PER_SYMBOL, Outcome, Store
 from tests.tui.dataset import (
@@ -47,7 +47,7 @@ def snapshot_of(events: list[Any]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for e in events:
         topic = e.type
-        if KEY_FIELD[topic] is None:
+        if SPECS[topic].key is None:
             data[topic] = store.singleton(topic).model_dump()
         else:
             data[topic] = [item.model_dump() for item in store.items(topic)]
@@ -60,9 +60,9 @@ def test_events_apply_in_seq_order_and_count() -> None:
         assert store.apply_event(e, T0).outcome is Outcome.APPLIED
     assert store.epoch == EPOCH
     assert store.seq == len(user_models())
-    assert store.get("SIGNAL_UPDATE", "sig-2").status == "pending"
-    assert store.singleton("PNL_UPDATE").equity == 10_513.85
-    assert [m.mode for m in store.items("MODE_SAFETY_UPDATE")] == ["scalp", "swing"]
+    assert store.get(Topic.SIGNAL_UPDATE, "sig-2").status == "pending"
+    assert store.singleton(Topic.PNL_UPDATE).equity == 10_513.85
+    assert [m.mode for m in store.items(Topic.MODE_SAFETY_UPDATE)] == ["scalp", "swing"]
 
 
 def test_duplicates_are_dropped_idempotently() -> None:
@@ -73,7 +73,7 @@ def test_duplicates_are_dropped_idempotently() -> None:
     older = store.apply_event(ev(signal(1, "pending"), 1), T0)
     assert again.outcome is Outcome.DUPLICATE and again.change is None
     assert older.outcome is Outcome.DUPLICATE
-    assert store.get("SIGNAL_UPDATE", "s-1").status == "approved"
+    assert store.get(Topic.SIGNAL_UPDATE, "s-1").status == "approved"
     assert store.seq == 2
 
 
@@ -82,7 +82,7 @@ def test_a_gap_is_reported_and_not_applied() -> None:
     store.apply_event(ev(signal(1), 1), T0)
     result = store.apply_event(ev(signal(3), 3), T0)
     assert result.outcome is Outcome.GAP
-    assert store.get("SIGNAL_UPDATE", "s-3") is None
+    assert store.get(Topic.SIGNAL_UPDATE, "s-3") is None
     assert store.seq == 1
     assert store.apply_event(ev(signal(2), 2), T0).outcome is Outcome.APPLIED
     assert store.apply_event(ev(signal(3), 3), T0).outcome is Outcome.APPLIED
@@ -93,7 +93,7 @@ def test_another_epoch_is_reported_not_applied() -> None:
     store.apply_event(ev(signal(1), 1), T0)
     result = store.apply_event(ev(signal(2), 2, epoch="other"), T0)
     assert result.outcome is Outcome.EPOCH_CHANGED
-    assert store.get("SIGNAL_UPDATE", "s-2") is None
+    assert store.get(Topic.SIGNAL_UPDATE, "s-2") is None
 
 
 def test_a_user_event_without_seq_is_invalid() -> None:
@@ -108,12 +108,12 @@ def test_change_names_topic_key_source_and_event() -> None:
     change = store.apply_event(event, T0 + 5, source="live").change
     assert change is not None
     assert (change.topic, change.keys, change.source, change.event) == (
-        "SIGNAL_UPDATE",
+        Topic.SIGNAL_UPDATE,
         ("s-1",),
         "live",
         event,
     )
-    fresh = store.freshness("SIGNAL_UPDATE")
+    fresh = store.freshness(Topic.SIGNAL_UPDATE)
     assert fresh is not None and (fresh.at_ms, fresh.source) == (T0 + 5, "live")
 
 
@@ -123,8 +123,8 @@ def test_snapshot_replaces_topics_and_sets_the_resume_point() -> None:
     store.apply_event(ev(signal(99), 1, epoch="old"), T0)
     changes = store.apply_snapshot(EPOCH, len(events), snapshot_of(events), T0 + 1)
     assert (store.epoch, store.seq) == (EPOCH, len(events))
-    assert store.get("SIGNAL_UPDATE", "s-99") is None, "a new epoch clears the old data"
-    assert store.get("SIGNAL_UPDATE", "sig-2") is not None
+    assert store.get(Topic.SIGNAL_UPDATE, "s-99") is None, "a new epoch clears the old data"
+    assert store.get(Topic.SIGNAL_UPDATE, "sig-2") is not None
     assert {c.topic for c in changes} == {e.type for e in events}
     assert all(c.reset and c.source == "polled" for c in changes)
     # events up to the snapshot's seq are duplicates; the next one applies
@@ -138,14 +138,14 @@ def test_an_older_snapshot_is_ignored() -> None:
     for seq in (1, 2, 3):
         store.apply_event(ev(signal(seq), seq), T0)
     assert store.apply_snapshot(EPOCH, 2, {"SIGNAL_UPDATE": []}, T0) == []
-    assert len(store.items("SIGNAL_UPDATE")) == 3 and store.seq == 3
+    assert len(store.items(Topic.SIGNAL_UPDATE)) == 3 and store.seq == 3
 
 
 def test_same_epoch_snapshot_keeps_topics_it_does_not_carry() -> None:
     store = Store()
     store.apply_event(ev(signal(1), 1), T0)
     store.apply_snapshot(EPOCH, 5, {"PNL_UPDATE": None}, T0)
-    assert store.get("SIGNAL_UPDATE", "s-1") is not None
+    assert store.get(Topic.SIGNAL_UPDATE, "s-1") is not None
     assert store.seq == 5
 
 
@@ -161,7 +161,7 @@ def test_lifecycle_snapshot_comes_newest_first_with_seq_and_is_held_oldest_first
     ]
     store = Store()
     store.apply_snapshot(EPOCH, 103, {"LIFECYCLE_EVENT": rows}, T0)
-    assert [e.id for e in store.items("LIFECYCLE_EVENT")] == [1, 2, 3]
+    assert [e.id for e in store.items(Topic.LIFECYCLE_EVENT)] == [1, 2, 3]
 
 
 def test_malformed_snapshot_items_are_left_out_and_counted() -> None:
@@ -178,20 +178,20 @@ def test_malformed_snapshot_items_are_left_out_and_counted() -> None:
         },
         T0,
     )
-    assert [e.signal_id for e in store.items("SIGNAL_UPDATE")] == ["s-1"]
-    assert store.singleton("PNL_UPDATE") is None
+    assert [e.signal_id for e in store.items(Topic.SIGNAL_UPDATE)] == ["s-1"]
+    assert store.singleton(Topic.PNL_UPDATE) is None
     assert store.rejected == 4
-    assert [c.topic for c in changes] == ["SIGNAL_UPDATE"]
+    assert [c.topic for c in changes] == [Topic.SIGNAL_UPDATE]
 
 
 def test_collections_are_bounded_evicting_least_recently_updated() -> None:
-    store = Store(limits={"SIGNAL_UPDATE": 3})
+    store = Store(limits={Topic.SIGNAL_UPDATE: 3})
     for seq in range(1, 5):
         store.apply_event(ev(signal(seq), seq), T0)
-    assert [s.signal_id for s in store.items("SIGNAL_UPDATE")] == ["s-2", "s-3", "s-4"]
+    assert [s.signal_id for s in store.items(Topic.SIGNAL_UPDATE)] == ["s-2", "s-3", "s-4"]
     store.apply_event(ev(signal(2, "approved"), 5), T0)
     store.apply_event(ev(signal(5), 6), T0)
-    assert [s.signal_id for s in store.items("SIGNAL_UPDATE")] == ["s-4", "s-2", "s-5"]
+    assert [s.signal_id for s in store.items(Topic.SIGNAL_UPDATE)] == ["s-4", "s-2", "s-5"]
 
 
 def test_lifecycle_events_hold_ten_thousand_by_default() -> None:
@@ -199,7 +199,7 @@ def test_lifecycle_events_hold_ten_thousand_by_default() -> None:
     for seq in range(1, 10_003):
         data = LifecycleEvent(id=seq, chain_id="c", symbol="X", step="s", message="m", time=seq)
         store.apply_event(ev(data, seq), T0)
-    held = store.items("LIFECYCLE_EVENT")
+    held = store.items(Topic.LIFECYCLE_EVENT)
     assert len(held) == 10_000 and held[0].id == 3 and held[-1].id == 10_002
 
 
@@ -268,7 +268,7 @@ def test_a_market_answer_fills_the_history_without_undoing_newer_live_data() -> 
     assert [k.open_time for k in candles] == [k.open_time for k in kline_history("BTCUSDT")]
     assert candles[-1] == live_forming, "the live forming candle is further along"
     assert store.mark_price("BTCUSDT") == live_mark, "the REST mark price is older"
-    assert [c.topic for c in changes] == ["FUTURES_KLINE_UPDATE"]
+    assert [c.topic for c in changes] == [Topic.FUTURES_KLINE_UPDATE]
     assert changes[0].keys == ("BTCUSDT",) and changes[0].source == "polled"
     assert store.apply_market(market_answer("BTCUSDT"), T0 + 6) == [], "nothing new"
     assert store.rejected == 0
@@ -283,12 +283,15 @@ def test_a_market_answer_leaves_out_what_does_not_fit() -> None:
     changes = store.apply_market(answer, T0)
     assert store.rejected == 2, "the broken candle and the topic that is not market data"
     assert len(store.klines("ETHUSDT")) == 3 and store.order_book("ETHUSDT") is None
-    assert {c.topic for c in changes} == {"FUTURES_KLINE_UPDATE", "FUTURES_MARK_PRICE_UPDATE"}
+    assert {c.topic for c in changes} == {
+        Topic.FUTURES_KLINE_UPDATE,
+        Topic.FUTURES_MARK_PRICE_UPDATE,
+    }
 
 
 def test_market_snapshot_payloads_enter_latest_wins() -> None:
     store = Store()
-    mark = next(e.data for e in market_events() if e.type == "FUTURES_MARK_PRICE_UPDATE")
+    mark = next(e.data for e in market_events() if e.type == Topic.FUTURES_MARK_PRICE_UPDATE)
     changes = store.apply_snapshot(EPOCH, 0, {"FUTURES_MARK_PRICE_UPDATE": [mark.model_dump()]}, T0)
     assert store.mark_price(mark.symbol) == mark
     assert changes[0].keys == (mark.symbol,)

@@ -8,6 +8,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
+from ginie_protocol import Topic
 from ginie_tui.app import merge_changes
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import KeyedTable, Ranked
@@ -70,7 +71,7 @@ async def test_replace_all_and_remove_leave_exactly_the_rows_wanted() -> None:
         table.upsert_many([row(n) for n in range(1, 4)])
         table.replace_all([row(7), row(2), row(5), row(6)])
         assert shown(table) == ["k7", "k6", "k5"]
-        table.remove("k6")
+        table.remove_key("k6")
         assert shown(table) == ["k7", "k5"]
         table.upsert("k4", row(4)[1])
         assert shown(table) == ["k7", "k5", "k4"]
@@ -172,16 +173,16 @@ async def test_the_row_log_grows_a_row_at_a_time_and_its_scrollbar_follows() -> 
 
 def test_a_burst_merges_into_one_change_per_topic() -> None:
     burst = [
-        Change("LIFECYCLE_EVENT", ("1",)),
-        Change("SIGNAL_UPDATE", ("s-1",)),
-        Change("LIFECYCLE_EVENT", ("2",)),
-        Change("SIGNAL_UPDATE", ("s-1",), source="polled"),
-        Change("PNL_UPDATE"),
+        Change(Topic.LIFECYCLE_EVENT, ("1",)),
+        Change(Topic.SIGNAL_UPDATE, ("s-1",)),
+        Change(Topic.LIFECYCLE_EVENT, ("2",)),
+        Change(Topic.SIGNAL_UPDATE, ("s-1",), source="polled"),
+        Change(Topic.PNL_UPDATE),
     ]
     assert merge_changes(burst) == [
-        Change("LIFECYCLE_EVENT", ("1", "2")),
-        Change("SIGNAL_UPDATE", ("s-1",), source="polled"),
-        Change("PNL_UPDATE"),
+        Change(Topic.LIFECYCLE_EVENT, ("1", "2")),
+        Change(Topic.SIGNAL_UPDATE, ("s-1",), source="polled"),
+        Change(Topic.PNL_UPDATE),
     ]
-    with_reset = [Change("ORDER_UPDATE", ("a",)), Change("ORDER_UPDATE", (), reset=True)]
-    assert merge_changes(with_reset) == [Change("ORDER_UPDATE", (), "live", reset=True)]
+    with_reset = [Change(Topic.ORDER_UPDATE, ("a",)), Change(Topic.ORDER_UPDATE, (), reset=True)]
+    assert merge_changes(with_reset) == [Change(Topic.ORDER_UPDATE, (), "live", reset=True)]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ginie_protocol import Topic
 from ginie_tui.app import ConsoleSettings, make_app
 from ginie_tui.connection import ConnState
 from ginie_tui.feed import Feed, FeedError, FeedSettings
@@ -79,7 +80,7 @@ async def test_the_console_goes_live_over_https_and_wss_trusting_a_private_ca(
             assert ack.ok, "a command and its ACK travel over wss"
             await wait_for(
                 lambda: (
-                    (s := app.store.singleton("GINIE_STATUS_UPDATE")) is not None
+                    (s := app.store.singleton(Topic.GINIE_STATUS_UPDATE)) is not None
                     and s.state == "stopped"
                 ),
                 timeout=5,

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from ginie_protocol import TRADING_COMMANDS, CommandArgsError, parse_command_args
-from ginie_protocol.events import Signal
+from ginie_protocol.events import Signal, Topic
 from ginie_tui.store import Store
 from ginie_tui.widgets.base import CommandRequested, KeyedTable, Ranked, fmt_price, fmt_time
 from ginie_tui.widgets.signals import STATUS_STYLE
@@ -102,13 +102,13 @@ class PendingSignalsModal(ModalScreen[None]):
 
     def refresh_signals(self) -> None:
         """Render from the store: pending signals, and the ones shown here that were decided."""
-        for s in self.store.items("SIGNAL_UPDATE"):
+        for s in self.store.items(Topic.SIGNAL_UPDATE):
             if s.status == "pending":
                 self.shown.add(s.signal_id)
         rows = [
             (key, self._cells(signal))
             for key in self.shown
-            if (signal := self.store.get("SIGNAL_UPDATE", key)) is not None
+            if (signal := self.store.get(Topic.SIGNAL_UPDATE, key)) is not None
         ]
         self.query_one(KeyedTable).replace_all(rows)
         if not rows:
@@ -119,7 +119,7 @@ class PendingSignalsModal(ModalScreen[None]):
         if table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.store.get("SIGNAL_UPDATE", key) if key else None
+        return self.store.get(Topic.SIGNAL_UPDATE, key) if key else None
 
     def action_decide(self, name: str) -> None:
         signal = self.selected()

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, RowKey
 
-from ginie_protocol import KEY_FIELD
+from ginie_protocol import SPECS, Topic
 from ginie_tui.clock import Clock
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.store import Change, Freshness, Store
@@ -159,7 +159,8 @@ class KeyedTable(DataTable[Any]):
         """Add or update many rows (a later row of the same key wins), then trim and order once."""
         self._apply(rows, keep_only=False)
 
-    def remove(self, key: str) -> None:
+    def remove_key(self, key: str) -> None:
+        """Take the row of `key` out, if it is held."""
         if key in self._cells:
             del self._cells[key]
             self._shown.remove(key)
@@ -260,13 +261,15 @@ class Panel(Vertical):
     """
 
     TITLE: ClassVar[str] = ""
-    TOPICS: ClassVar[frozenset[str]] = frozenset()
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset()
     """Store topics this panel renders; its freshness mark follows the newest of them."""
 
     def __init__(self, store: Store, clock: Clock, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.store = store
         self.clock = clock
+        self.topics: frozenset[Topic] = self.TOPICS
+        """This panel's topics: TOPICS, unless the panel's settings decide otherwise."""
         self._mounted = False
 
     @property
@@ -288,13 +291,13 @@ class Panel(Vertical):
         self.refresh_all()
 
     def newest_freshness(self) -> Freshness | None:
-        marks = [f for f in (self.store.freshness(t) for t in self.TOPICS) if f is not None]
+        marks = [f for f in (self.store.freshness(t) for t in self.topics) if f is not None]
         return max(marks, key=lambda f: f.at_ms, default=None)
 
     def show_freshness(self, status: ConnectionStatus, now: int) -> None:
         """Set the freshness mark; an unchanged mark is not set again (setting it repaints the
         whole panel, border included, on every batch)."""
-        if self.TOPICS:
+        if self.topics:
             label = freshness_label(self.newest_freshness(), status, now)
             if label != self.border_subtitle:
                 self.border_subtitle = label
@@ -307,35 +310,43 @@ class ItemsPanel(Panel):
     """A panel that shows one collection topic as rows, one per item, keyed like the topic.
 
     Subclasses set TITLE, TOPIC, COLUMNS and `cells`; `make_table` picks the row widget
-    (a keyed DataTable by default; a RowLog for append-mostly panels). A change updates only
-    the rows of the items it names; a reset renders everything again."""
+    (a keyed DataTable by default; a RowLog for append-mostly panels). Rows are keyed by the
+    topic's key field. A change updates only the rows of the items it names; a reset renders
+    everything again."""
 
-    TOPIC: ClassVar[str] = ""
+    TOPIC: ClassVar[Topic]
+    KEY: ClassVar[str]
+    """The field that keys TOPIC's items (set from the topic's declaration)."""
     COLUMNS: ClassVar[Columns] = ()
     MAX_ROWS: ClassVar[int] = 300
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.TOPIC:
-            cls.TOPICS = frozenset({cls.TOPIC})
+        key = SPECS[cls.TOPIC].key
+        if key is None:
+            raise TypeError(f"{cls.__name__}: {cls.TOPIC} is not a collection topic")
+        cls.TOPICS = frozenset({cls.TOPIC})
+        cls.KEY = key
 
     def make_table(self) -> KeyedTable | RowLog:
         """The widget that holds the rows."""
         return KeyedTable(self.COLUMNS, max_rows=self.MAX_ROWS)
 
     def compose(self) -> ComposeResult:
-        yield self.make_table()
+        self._table = self.make_table()
+        yield self._table
 
     @property
     def table(self) -> KeyedTable | RowLog:
-        return self.query_one("KeyedTable, RowLog", KeyedTable | RowLog)
+        """The row widget, once composed."""
+        return self._table
 
     def shown_items(self) -> list[Any]:
         """The items a full render shows, oldest first."""
         return self.store.items(self.TOPIC)
 
     def row_key(self, item: Any) -> str:
-        return str(getattr(item, KEY_FIELD[self.TOPIC]))
+        return str(getattr(item, self.KEY))
 
     def cells(self, item: Any) -> list[Any]:
         """The cells of one item's row, in COLUMNS order."""

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from ginie_protocol.events import CircuitBreaker
+from ginie_protocol.events import CircuitBreaker, Topic
 from ginie_tui.widgets.base import CommandRequested, Panel, fmt_in, fmt_time
 
 STATE_STYLE = {"ok": "bold green", "tripped": "bold red", "cooling_down": "bold yellow"}
@@ -26,7 +26,7 @@ class BreakerPanel(Panel):
     BreakerPanel Horizontal { height: auto; }
     """
     TITLE = "Circuit breaker"
-    TOPICS = frozenset({"CIRCUIT_BREAKER_UPDATE"})
+    TOPICS = frozenset({Topic.CIRCUIT_BREAKER_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield Static(id="breaker-body")
@@ -34,7 +34,7 @@ class BreakerPanel(Panel):
             yield Button("Reset breaker", id="breaker-reset", variant="error", compact=True)
 
     def refresh_all(self) -> None:
-        cb: CircuitBreaker | None = self.store.singleton("CIRCUIT_BREAKER_UPDATE")
+        cb: CircuitBreaker | None = self.store.singleton(Topic.CIRCUIT_BREAKER_UPDATE)
         body = self.query_one("#breaker-body", Static)
         if cb is None:
             body.update("[dim]no breaker state yet[/]")

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from ginie_protocol.events import Chain
+from ginie_protocol.events import Chain, Topic
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_price, fmt_signed, fmt_time
 
@@ -21,7 +21,7 @@ class ChainsPanel(Panel):
     ChainsPanel { min-height: 8; }
     """
     TITLE = "Order chains"
-    TOPICS = frozenset({"CHAIN_UPDATE", "ORDER_UPDATE"})
+    TOPICS = frozenset({Topic.CHAIN_UPDATE, Topic.ORDER_UPDATE})
     COLUMNS = (
         ("opened", "Opened", 8),
         ("symbol", "Symbol", 8),
@@ -43,19 +43,19 @@ class ChainsPanel(Panel):
         counts = self._open_orders()
         self.query_one(KeyedTable).replace_all(
             (c.chain_id, self._cells(c, counts[c.chain_id]))
-            for c in self.store.items("CHAIN_UPDATE")
+            for c in self.store.items(Topic.CHAIN_UPDATE)
         )
 
     def apply_change(self, change: Change) -> None:
         if change.reset:
             self.refresh_all()
             return
-        if change.topic == "CHAIN_UPDATE":
+        if change.topic == Topic.CHAIN_UPDATE:
             chain_ids = list(change.keys)
         else:
-            orders = (self.store.get("ORDER_UPDATE", key) for key in change.keys)
+            orders = (self.store.get(Topic.ORDER_UPDATE, key) for key in change.keys)
             chain_ids = list(dict.fromkeys(o.chain_id for o in orders if o and o.chain_id))
-        chains = (self.store.get("CHAIN_UPDATE", chain_id) for chain_id in chain_ids)
+        chains = (self.store.get(Topic.CHAIN_UPDATE, chain_id) for chain_id in chain_ids)
         counts = self._open_orders()
         self.query_one(KeyedTable).upsert_many(
             (c.chain_id, self._cells(c, counts[c.chain_id])) for c in chains if c is not None
@@ -63,7 +63,7 @@ class ChainsPanel(Panel):
 
     def _open_orders(self) -> Counter[str | None]:
         """Open orders per chain."""
-        orders = self.store.items("ORDER_UPDATE")
+        orders = self.store.items(Topic.ORDER_UPDATE)
         return Counter(o.chain_id for o in orders if o.status in OPEN_ORDER)
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ginie_protocol.events import GinieStatus, SystemStatus
+from ginie_protocol.events import GinieStatus, SystemStatus, Topic
 from ginie_tui.widgets.base import Panel, fmt_time
 
 HEALTH_STYLE = {"ok": "green", "degraded": "yellow", "down": "bold red"}
@@ -16,14 +16,14 @@ class DiagnosticsPanel(Panel):
     DiagnosticsPanel Static { height: auto; }
     """
     TITLE = "Diagnostics"
-    TOPICS = frozenset({"GINIE_STATUS_UPDATE", "SYSTEM_STATUS_UPDATE"})
+    TOPICS = frozenset({Topic.GINIE_STATUS_UPDATE, Topic.SYSTEM_STATUS_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield Static(id="diag-body")
 
     def refresh_all(self) -> None:
-        status: GinieStatus | None = self.store.singleton("GINIE_STATUS_UPDATE")
-        system: SystemStatus | None = self.store.singleton("SYSTEM_STATUS_UPDATE")
+        status: GinieStatus | None = self.store.singleton(Topic.GINIE_STATUS_UPDATE)
+        system: SystemStatus | None = self.store.singleton(Topic.SYSTEM_STATUS_UPDATE)
         lines: list[str] = []
         if system is not None:
             engine = system.engine

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from ginie_protocol.events import GinieStatus
+from ginie_protocol.events import GinieStatus, Topic
 from ginie_tui.widgets.base import CommandRequested, Panel, fmt_in, fmt_time
 
 STATE_STYLE = {"running": "bold green", "stopped": "bold yellow", "blocked": "bold red"}
@@ -19,7 +19,7 @@ class GiniePanel(Panel):
     GiniePanel Button { margin-right: 2; }
     """
     TITLE = "Ginie autopilot"
-    TOPICS = frozenset({"GINIE_STATUS_UPDATE"})
+    TOPICS = frozenset({Topic.GINIE_STATUS_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield Static(id="ginie-body")
@@ -28,7 +28,7 @@ class GiniePanel(Panel):
             yield Button("Stop", id="ginie-stop", variant="warning", compact=True)
 
     def refresh_all(self) -> None:
-        status: GinieStatus | None = self.store.singleton("GINIE_STATUS_UPDATE")
+        status: GinieStatus | None = self.store.singleton(Topic.GINIE_STATUS_UPDATE)
         body = self.query_one("#ginie-body", Static)
         if status is None:
             body.update("[dim]no autopilot status yet[/]")

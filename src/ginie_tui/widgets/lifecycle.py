@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginie_protocol.events import LifecycleEvent
+from ginie_protocol.events import LifecycleEvent, Topic
 from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_time
 from ginie_tui.widgets.rowlog import RowLog
 
@@ -14,7 +14,7 @@ SHOWN = 300
 
 class LifecyclePanel(ItemsPanel):
     TITLE = "Lifecycle events"
-    TOPIC = "LIFECYCLE_EVENT"
+    TOPIC = Topic.LIFECYCLE_EVENT
     COLUMNS = (
         ("time", "Time", 8),
         ("step", "Step", 12),

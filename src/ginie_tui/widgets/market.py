@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Sparkline, Static
 
+from ginie_protocol import MARKET_TOPICS
 from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_in, fmt_price, fmt_time
 
 BOOK_LEVELS = 5
@@ -27,9 +28,7 @@ class MarketPanel(Panel):
     MarketPanel #market-book KeyedTable { width: 1fr; height: 100%; }
     """
     TITLE = "Market"
-    TOPICS = frozenset(
-        {"FUTURES_MARK_PRICE_UPDATE", "FUTURES_KLINE_UPDATE", "FUTURES_ORDERBOOK_UPDATE"}
-    )
+    TOPICS = frozenset(MARKET_TOPICS)
 
     symbol: reactive[str] = reactive("", init=False)
     """The symbol shown; empty until market data arrives, then the first symbol."""

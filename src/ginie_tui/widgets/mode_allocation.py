@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginie_protocol.events import ModeAllocation
+from ginie_protocol.events import ModeAllocation, Topic
 from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_num
 from ginie_tui.widgets.breaker import gauge
 from ginie_tui.widgets.mode_safety import MODE_ORDER
@@ -12,7 +12,7 @@ from ginie_tui.widgets.mode_safety import MODE_ORDER
 
 class ModeAllocationPanel(ItemsPanel):
     TITLE = "Mode allocation"
-    TOPIC = "MODE_ALLOCATION_UPDATE"
+    TOPIC = Topic.MODE_ALLOCATION_UPDATE
     COLUMNS = (
         ("mode", "Mode", 8),
         ("pct", "Share", 5),

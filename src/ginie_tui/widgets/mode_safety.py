@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginie_protocol.events import ModeSafety
+from ginie_protocol.events import ModeSafety, Topic
 from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_in, fmt_num
 
 MODE_ORDER = {"scalp": 0, "swing": 1, "position": 2}
@@ -13,7 +13,7 @@ STATUS_STYLE = {"active": "green", "paused": "yellow", "blocked": "bold red"}
 
 class ModeSafetyPanel(ItemsPanel):
     TITLE = "Mode safety"
-    TOPIC = "MODE_SAFETY_UPDATE"
+    TOPIC = Topic.MODE_SAFETY_UPDATE
     COLUMNS = (
         ("mode", "Mode", 8),
         ("status", "Status", 7),

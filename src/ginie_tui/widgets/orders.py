@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginie_protocol.events import Order
+from ginie_protocol.events import Order, Topic
 from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_price, fmt_time
 from ginie_tui.widgets.rowlog import RowLog
 
 
 class OrdersPanel(ItemsPanel):
     TITLE = "Orders"
-    TOPIC = "ORDER_UPDATE"
+    TOPIC = Topic.ORDER_UPDATE
     COLUMNS = (
         ("time", "Updated", 8),
         ("symbol", "Symbol", 8),

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from ginie_protocol.events import Performance, PerformanceRow
+from ginie_protocol.events import Performance, PerformanceRow, Topic
 from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_signed
 
 COLUMNS = (
@@ -21,13 +21,13 @@ COLUMNS = (
 
 class PerformancePanel(Panel):
     TITLE = "Performance"
-    TOPICS = frozenset({"PERFORMANCE_UPDATE"})
+    TOPICS = frozenset({Topic.PERFORMANCE_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, max_rows=200, newest_first=False)
 
     def refresh_all(self) -> None:
-        perf: Performance | None = self.store.singleton("PERFORMANCE_UPDATE")
+        perf: Performance | None = self.store.singleton(Topic.PERFORMANCE_UPDATE)
         rows: list[tuple[str, list[Any]]] = []
         if perf is not None:
             rows += [(f"sym:{r.key}", self._cells(r, 0)) for r in perf.by_symbol]

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
-from ginie_protocol.events import Pnl
+from ginie_protocol.events import Pnl, Topic
 from ginie_tui.widgets.base import Panel, fmt_num, fmt_signed
 
 
@@ -24,7 +24,7 @@ class PnlPanel(Panel):
     PnlPanel #pnl-detail { height: auto; }
     """
     TITLE = "P&L"
-    TOPICS = frozenset({"PNL_UPDATE"})
+    TOPICS = frozenset({Topic.PNL_UPDATE})
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pnl-cards"):
@@ -34,7 +34,7 @@ class PnlPanel(Panel):
         yield Static(id="pnl-detail")
 
     def refresh_all(self) -> None:
-        pnl: Pnl | None = self.store.singleton("PNL_UPDATE")
+        pnl: Pnl | None = self.store.singleton(Topic.PNL_UPDATE)
         cards = {
             "equity": ("Equity", "-"),
             "today": ("Realized today", "-"),

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from ginie_protocol.events import Position
+from ginie_protocol.events import Position, Topic
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_num, fmt_price, fmt_signed
 
@@ -16,7 +16,7 @@ class PositionsPanel(Panel):
     the newer of the position's and the market stream's, and the P&L follows it."""
 
     TITLE = "Positions"
-    TOPICS = frozenset({"POSITION_UPDATE", "FUTURES_MARK_PRICE_UPDATE"})
+    TOPICS = frozenset({Topic.POSITION_UPDATE, Topic.FUTURES_MARK_PRICE_UPDATE})
     COLUMNS = (
         ("symbol", "Symbol", 8),
         ("side", "Side", 5),
@@ -33,7 +33,9 @@ class PositionsPanel(Panel):
         yield KeyedTable(self.COLUMNS, max_rows=100, newest_first=False)
 
     def refresh_all(self) -> None:
-        rows = [(p.symbol, self._cells(p)) for p in self.store.items("POSITION_UPDATE") if p.size]
+        rows = [
+            (p.symbol, self._cells(p)) for p in self.store.items(Topic.POSITION_UPDATE) if p.size
+        ]
         self.query_one(KeyedTable).replace_all(rows)
 
     def apply_change(self, change: Change) -> None:
@@ -43,17 +45,17 @@ class PositionsPanel(Panel):
         table = self.query_one(KeyedTable)
         rows: list[tuple[str, list[Any]]] = []
         for symbol in change.keys:
-            position = self.store.get("POSITION_UPDATE", symbol)
+            position = self.store.get(Topic.POSITION_UPDATE, symbol)
             if position is not None and position.size:
                 rows.append((symbol, self._cells(position)))
-            elif change.topic == "POSITION_UPDATE":
-                table.remove(symbol)
+            elif change.topic == Topic.POSITION_UPDATE:
+                table.remove_key(symbol)
         table.upsert_many(rows)
 
     def refresh_market(self) -> None:
         """Mark prices moved: update the rows of the symbols held."""
         table = self.query_one(KeyedTable)
-        held = (self.store.get("POSITION_UPDATE", symbol) for symbol in table.keys)
+        held = (self.store.get(Topic.POSITION_UPDATE, symbol) for symbol in table.keys)
         table.upsert_many((p.symbol, self._cells(p)) for p in held if p is not None)
 
     def _cells(self, p: Position) -> list[Any]:

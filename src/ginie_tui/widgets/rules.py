@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ginie_protocol.events import AutopilotRules
+from ginie_protocol.events import AutopilotRules, Topic
 from ginie_tui.widgets.base import Panel
 
 
@@ -14,13 +14,13 @@ class RulesPanel(Panel):
     RulesPanel Static { height: auto; }
     """
     TITLE = "Rules"
-    TOPICS = frozenset({"AUTOPILOT_RULES_UPDATE"})
+    TOPICS = frozenset({Topic.AUTOPILOT_RULES_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield Static(id="rules-body")
 
     def refresh_all(self) -> None:
-        rules: AutopilotRules | None = self.store.singleton("AUTOPILOT_RULES_UPDATE")
+        rules: AutopilotRules | None = self.store.singleton(Topic.AUTOPILOT_RULES_UPDATE)
         body = self.query_one("#rules-body", Static)
         if rules is None:
             body.update("[dim]no rules yet[/]")

@@ -9,7 +9,7 @@ from typing import Any
 
 from textual.message import Message
 
-from ginie_protocol.events import Signal
+from ginie_protocol.events import Signal, Topic
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_price, fmt_time
 
@@ -24,7 +24,7 @@ STATUS_STYLE = {
 
 class SignalsPanel(ItemsPanel):
     TITLE = "Signals"
-    TOPIC = "SIGNAL_UPDATE"
+    TOPIC = Topic.SIGNAL_UPDATE
     COLUMNS = (
         ("time", "Time", 8),
         ("symbol", "Symbol", 8),
@@ -51,7 +51,7 @@ class SignalsPanel(ItemsPanel):
         self._count_pending()
 
     def pending(self) -> list[Signal]:
-        return [s for s in self.store.items("SIGNAL_UPDATE") if s.status == "pending"]
+        return [s for s in self.store.items(Topic.SIGNAL_UPDATE) if s.status == "pending"]
 
     def _count_pending(self) -> None:
         count = len(self.pending())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ginie_protocol.events import Stats
+from ginie_protocol.events import Stats, Topic
 from ginie_tui.widgets.base import Panel
 
 
@@ -14,13 +14,13 @@ class StatsPanel(Panel):
     StatsPanel Static { height: auto; }
     """
     TITLE = "Trade sources"
-    TOPICS = frozenset({"STATS_UPDATE"})
+    TOPICS = frozenset({Topic.STATS_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield Static(id="stats-body")
 
     def refresh_all(self) -> None:
-        stats: Stats | None = self.store.singleton("STATS_UPDATE")
+        stats: Stats | None = self.store.singleton(Topic.STATS_UPDATE)
         body = self.query_one("#stats-body", Static)
         if stats is None:
             body.update("[dim]no trade stats yet[/]")

@@ -16,6 +16,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 
+from ginie_protocol import Topic
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_time
 
@@ -60,7 +61,7 @@ def load_strategies(path: Path) -> list[Strategy]:
     return out
 
 
-SEEN_IN = frozenset({"SIGNAL_UPDATE", "CHAIN_UPDATE", "PERFORMANCE_UPDATE"})
+SEEN_IN = frozenset({Topic.SIGNAL_UPDATE, Topic.CHAIN_UPDATE, Topic.PERFORMANCE_UPDATE})
 
 
 class StrategiesPanel(Panel):
@@ -78,7 +79,7 @@ class StrategiesPanel(Panel):
         self.path = path
         if path is None:
             # Without a file the list is derived from the data, so it follows the data.
-            self.TOPICS = SEEN_IN
+            self.topics = SEEN_IN
 
     def apply_change(self, change: Change) -> None:
         self.action_reload()
@@ -118,9 +119,9 @@ class StrategiesPanel(Panel):
         if self.path is not None:
             return load_strategies(self.path)
         seen: dict[str, set[str]] = {}
-        for item in self.store.items("SIGNAL_UPDATE") + self.store.items("CHAIN_UPDATE"):
+        for item in self.store.items(Topic.SIGNAL_UPDATE) + self.store.items(Topic.CHAIN_UPDATE):
             seen.setdefault(item.strategy, set()).add(item.mode)
-        perf = self.store.singleton("PERFORMANCE_UPDATE")
+        perf = self.store.singleton(Topic.PERFORMANCE_UPDATE)
         for row in perf.by_strategy if perf else []:
             seen.setdefault(row.key, set())
         return [

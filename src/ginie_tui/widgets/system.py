@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ginie_protocol.events import ApiHealth, SystemStatus
+from ginie_protocol.events import ApiHealth, SystemStatus, Topic
 from ginie_tui.widgets.base import Panel, fmt_ago, fmt_num
 from ginie_tui.widgets.breaker import gauge
 
@@ -17,14 +17,14 @@ class SystemPanel(Panel):
     SystemPanel Static { height: auto; }
     """
     TITLE = "API health and system"
-    TOPICS = frozenset({"HEALTH_UPDATE", "SYSTEM_STATUS_UPDATE"})
+    TOPICS = frozenset({Topic.HEALTH_UPDATE, Topic.SYSTEM_STATUS_UPDATE})
 
     def compose(self) -> ComposeResult:
         yield Static(id="system-body")
 
     def refresh_all(self) -> None:
-        health: ApiHealth | None = self.store.singleton("HEALTH_UPDATE")
-        system: SystemStatus | None = self.store.singleton("SYSTEM_STATUS_UPDATE")
+        health: ApiHealth | None = self.store.singleton(Topic.HEALTH_UPDATE)
+        system: SystemStatus | None = self.store.singleton(Topic.SYSTEM_STATUS_UPDATE)
         now = self.clock.now_ms()
         lines: list[str] = []
         if health is None:

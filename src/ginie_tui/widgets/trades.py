@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginie_protocol.events import Trade
+from ginie_protocol.events import Topic, Trade
 from ginie_tui.widgets.base import (
     ItemsPanel,
     Ranked,
@@ -18,7 +18,7 @@ from ginie_tui.widgets.rowlog import RowLog
 
 class TradesPanel(ItemsPanel):
     TITLE = "Trades"
-    TOPIC = "TRADE_UPDATE"
+    TOPIC = Topic.TRADE_UPDATE
     COLUMNS = (
         ("time", "Time", 8),
         ("symbol", "Symbol", 8),
