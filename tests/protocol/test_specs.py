@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import TypeAdapter
 
@@ -134,3 +136,13 @@ def test_bad_declarations_are_refused() -> None:
         declare(Topic.POSITION_UPDATE, Thing, Scope.USER, key=None, snapshot_path="/api/x")
     with pytest.raises(ValueError, match="twice"):
         declare(Topic.PNL_UPDATE, Kline, Scope.MARKET, key="symbol")
+
+
+def test_protocol_doc_gives_each_event_its_declared_scope_key_and_path() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    for topic, spec in SPECS.items():
+        section = doc.split(f"### `{topic}`\n", 1)[1].split("\n### ", 1)[0]
+        path = spec.snapshot_path or "/api/market/{symbol}"
+        shape = f"collection keyed by `{spec.key}`" if spec.key else "singleton"
+        assert f"Scope: {spec.scope}" in section, topic
+        assert f"Snapshot: `{path}`; {shape}" in section, topic
