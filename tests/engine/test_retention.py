@@ -230,7 +230,7 @@ async def test_a_long_history_stays_bounded_in_memory_and_correct_in_totals(
         created_at=now,
         updated_at=now,
     )
-    again.engine.on_order("alice", expired)
+    again.engine.listener.on_order("alice", expired)
     await again.engine.pump()
     late = again.recorder.of("alice", "ORDER_UPDATE", "LIFECYCLE_EVENT")
     assert [type(d).__name__ for d in late] == ["Order", "LifecycleEvent"]

@@ -1,7 +1,7 @@
 """The trading engine: the schedule and the exchange listener, wiring the engine's parts.
 
-It listens to an `Exchange` (paper or Binance) and keeps one `Account` per user. How a change
-travels:
+It keeps one `Account` per user and registers an `ExchangeListener` with its `Exchange`
+(paper or Binance). How a change travels:
 
 1. An exchange callback, a scan or a command changes the user's book and queues the events it
    caused in the account's outbox; orders a chain wants go to the `Executor`.
@@ -30,44 +30,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from ginie_protocol.events import (
     ApiHealth,
-    Balance,
     Health,
     Kline,
-    MarkPrice,
-    Order,
-    OrderBook,
     Pnl,
-    Position,
-    Topic,
-    Trade,
-    WireModel,
 )
 from ginie_server.clock import Clock
-from ginie_server.domain import lifecycle, modes
+from ginie_server.domain import modes
 from ginie_server.domain.signals import ModeProfile, Verdict, evaluate
-from ginie_server.engine.book import AccountBook, Marks, qty_step
+from ginie_server.engine.book import AccountBook, Marks
 from ginie_server.engine.chains import ChainDesk
 from ginie_server.engine.commands import CommandHandlers
 from ginie_server.engine.execution import Executor
 from ginie_server.engine.health import Component, EngineHealth
+from ginie_server.engine.listener import ExchangeListener, MarketWatch
 from ginie_server.engine.outbox import Account, Publication
 from ginie_server.engine.persistence import Persistence
-from ginie_server.engine.snapshots import snapshot_providers
+from ginie_server.engine.snapshots import market_snapshot, snapshot_providers
 from ginie_server.exchange.base import Exchange
 from ginie_server.exchange.paper import PaperExchange
-from ginie_server.sources import CommandError, MarketData, MarketSnapshotProvider, Publisher
+from ginie_server.sources import CommandError, MarketSnapshotProvider, Publisher
 from ginie_server.storage.trading import TradingStore
 
 log = logging.getLogger(__name__)
 
 MARK_REFRESH_MS = 1_000
 PRICE_SAVE_MS = 5_000
-MARKET_SNAPSHOT_KLINES = 60
-LIQUIDATION_REASONS = frozenset({"liquidation", "auto-deleveraging"})
-"""Order reasons of a forced close; a chain flattened by one closes with that reason."""
 
 
 class TradingEngine:
@@ -86,9 +77,9 @@ class TradingEngine:
         self._loop_seconds = loop_seconds
         self._loop_task: asyncio.Task[None] | None = None
         self._accounts: dict[str, Account] = {}
-        self.marks: Marks = {}
+        self.market = MarketWatch()
+        self.marks: Marks = self.market.marks
         """The latest mark price of each symbol."""
-        self._closed_minute = 0
         self._scanned_minute = 0
         self._last_scan_at: int | None = None
         self._prices_saved_at = 0
@@ -99,7 +90,7 @@ class TradingEngine:
             exchange, self._accounts, lambda *refused: self.desk.on_refused(*refused)
         )
         self.desk = ChainDesk(exchange, self.persistence, self.executor, self.marks, clock)
-        self.snapshots = snapshot_providers(self._accounts, self._new_book, self._first_state)
+        self.snapshots = snapshot_providers(self._accounts, self._new_book, self.health)
         self.commands = CommandHandlers(
             account_of=self._command_account,
             settle=self.settle,
@@ -110,7 +101,16 @@ class TradingEngine:
             marks=self.marks,
             clock=clock,
         ).table
-        self.market_snapshot: MarketSnapshotProvider | None = self._market_snapshot
+        self.listener = ExchangeListener(
+            self._accounts,
+            self.desk,
+            self.publication,
+            self.market,
+            self._pnl,
+            self._on_health,
+            clock,
+        )
+        self.market_snapshot: MarketSnapshotProvider | None = partial(market_snapshot, exchange)
 
     # ================================================================== lifecycle
 
@@ -123,7 +123,7 @@ class TradingEngine:
             if name not in self._accounts and self.exchange.serves(name):
                 book, view = self.persistence.load(name, self.exchange.symbols, now)
                 self._add(Account(book, view))
-        self.exchange.set_listener(self)
+        self.exchange.set_listener(self.listener)
         await self.exchange.start()
         for account in self._accounts.values():
             self.exchange.open_orders(account.name)
@@ -225,8 +225,8 @@ class TradingEngine:
         now = self._clock.now_ms()
         for account in list(self._accounts.values()):
             self._timers(account, now)
-        if self._closed_minute > self._scanned_minute:
-            self._scanned_minute = self._closed_minute
+        if self.market.closed_minute > self._scanned_minute:
+            self._scanned_minute = self.market.closed_minute
             await self._scan_all(now)
         for account in self._accounts.values():
             self._refresh_marks(account, now)
@@ -301,75 +301,14 @@ class TradingEngine:
     def _pnl(self, book: AccountBook) -> Pnl:
         return book.pnl.pnl(book.unrealized(self.marks), book.equity(self.marks))
 
-    # ================================================================== exchange listener
+    # ================================================================== health and prices
 
-    def on_order(self, user: str, order: Order) -> None:
-        account = self._accounts.get(user)
-        if account is None:
-            return
-        now = self._clock.now_ms()
-        chain = self.desk.chain_of_order(account, order.client_order_id)
-        if chain is not None:
-            order = order.model_copy(update={"chain_id": chain.chain_id})
-        account.book.put_order(order)
-        account.queue(order)
-        if chain is not None:
-            transition = lifecycle.on_order(chain, order, qty_step(chain.symbol), now)
-            self.desk.apply(account, transition, now)
-
-    def on_trade(self, user: str, trade: Trade) -> None:
-        account = self._accounts.get(user)
-        if account is None:
-            return
-        chain = self.desk.chain_of_order(account, trade.client_order_id)
-        if chain is not None:
-            trade = trade.model_copy(update={"chain_id": chain.chain_id})
-            account.put_chain(lifecycle.on_trade(chain, trade))
-        account.queue(trade)
-        account.book.pnl.on_fill(
-            trade, chain.mode if chain else None, chain.strategy if chain else None
-        )
-        account.pnl_changed()
-
-    def on_position(self, user: str, position: Position) -> None:
-        account = self._accounts.get(user)
-        if account is None:
-            return
-        book = account.book
-        book.positions[position.symbol] = position
-        account.queue(position)
-        if position.size == 0:
-            now = self._clock.now_ms()
-            last = book.last_order_of(position.symbol)
-            forced = last.reason if last is not None else None
-            reason = forced if forced in LIQUIDATION_REASONS else "closed_outside"
-            for chain in book.live_chains():
-                if chain.symbol == position.symbol:
-                    self.desk.apply(account, lifecycle.on_flat(chain, str(reason), now), now)
-
-    def on_balance(self, user: str, balance: Balance) -> None:
-        account = self._accounts.get(user)
-        if account is not None:
-            account.book.balances[balance.asset] = balance
-            account.queue(balance)
-            account.queue(self._pnl(account.book))
-            account.outbox.pnl_dirty = False
-
-    def on_market(self, data: MarkPrice | Kline | OrderBook) -> None:
-        if isinstance(data, MarkPrice):
-            self.marks[data.symbol] = data.mark_price
-        elif isinstance(data, Kline) and data.closed:
-            self._closed_minute = max(self._closed_minute, data.open_time // 60_000 + 1)
-        if self.publication.started:
-            self.publication.publish_market(data)
-
-    def on_health(self, health: ApiHealth) -> None:
+    def _on_health(self, health: ApiHealth) -> None:
+        """The exchange's API health: every user hears of it, and of the link's status."""
         self.health.api = health
         for account in self._accounts.values():
             account.queue(health)
         self._set_component("exchange", health.status, health.last_error or "")
-
-    # ================================================================== health and prices
 
     def _set_component(self, name: Component, status: Health, detail: str) -> None:
         """Change one component's health; every user hears of a change."""
@@ -385,40 +324,3 @@ class TradingEngine:
         self._prices_saved_at = now
         prices = {s: self.exchange.market.price(s) for s in self.exchange.symbols}
         self.persistence.stage_prices(prices, now)
-
-    # ================================================================== snapshots
-
-    def _first_state(self, book: AccountBook, topic: Topic) -> WireModel:
-        """The first state of a singleton topic for a user who has none published."""
-        if topic == Topic.GINIE_STATUS_UPDATE:
-            return book.status()
-        if topic == Topic.CIRCUIT_BREAKER_UPDATE:
-            return book.breaker.view
-        if topic == Topic.AUTOPILOT_RULES_UPDATE:
-            return book.autopilot.rules
-        if topic == Topic.PNL_UPDATE:
-            return book.pnl.pnl(0.0, 0.0)
-        if topic == Topic.PERFORMANCE_UPDATE:
-            return book.pnl.performance()
-        if topic == Topic.STATS_UPDATE:
-            return book.pnl.stats(0)
-        if topic == Topic.SYSTEM_STATUS_UPDATE:
-            return self.health.system
-        if topic == Topic.HEALTH_UPDATE:
-            return self.health.api
-        raise KeyError(f"{topic} is not a singleton topic of the engine")
-
-    def _market_snapshot(self, symbol: str) -> list[MarketData]:
-        """Market data of one symbol for `/api/market/{symbol}`."""
-        symbol = symbol.upper()
-        if symbol not in self.exchange.symbols:
-            return []
-        data: list[MarketData] = []
-        mark = self.exchange.mark_price(symbol)
-        if mark is not None:
-            data.append(mark)
-        data.extend(self.exchange.klines(symbol)[-MARKET_SNAPSHOT_KLINES:])
-        book = self.exchange.order_book(symbol)
-        if book is not None:
-            data.append(book)
-        return data
