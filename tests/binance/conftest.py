@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from binance import AsyncClient
 from ginie_protocol.events import (
     ApiHealth,
     Balance,
@@ -34,18 +35,23 @@ class Recorder:
     market: list[MarkPrice | Kline | OrderBook] = field(default_factory=list)
     health: list[ApiHealth] = field(default_factory=list)
     users: set[str] = field(default_factory=set)
+    account: list[Order | Trade | Position] = field(default_factory=list)
+    """Orders, trades and positions in the order they were reported."""
 
     def on_order(self, user: str, order: Order) -> None:
         self.users.add(user)
         self.orders.append(order)
+        self.account.append(order)
 
     def on_trade(self, user: str, trade: Trade) -> None:
         self.users.add(user)
         self.trades.append(trade)
+        self.account.append(trade)
 
     def on_position(self, user: str, position: Position) -> None:
         self.users.add(user)
         self.positions.append(position)
+        self.account.append(position)
 
     def on_balance(self, user: str, balance: Balance) -> None:
         self.users.add(user)
@@ -75,6 +81,15 @@ async def double() -> AsyncIterator[BinanceDouble]:
     await server.stop()
 
 
+@pytest.fixture
+async def manual_client(double: BinanceDouble) -> AsyncIterator[AsyncClient]:
+    """Another python-binance client on the same account: changes made outside Ginie."""
+    client = AsyncClient(double.api_key, double.api_secret)
+    client.FUTURES_URL = double.futures_url
+    yield client
+    await client.close_connection()
+
+
 ExchangeFactory = Callable[..., Awaitable[tuple[BinanceExchange, Recorder]]]
 
 
@@ -86,6 +101,7 @@ async def make_exchange(double: BinanceDouble) -> AsyncIterator[ExchangeFactory]
         settings: dict[str, Any] = {
             "chain_of": chain_of,
             "reconnect_delay_s": (0.02, 0.1),
+            "rest_retry_s": (0.02, 0.1),
             "start_timeout_s": 5.0,
             "kline_history": 30,
         }

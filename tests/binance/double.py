@@ -4,7 +4,8 @@ It speaks the REST endpoints python-binance 1.0.37 calls (form bodies for POST/P
 query strings for GET, HMAC-SHA256 signatures checked the way the library signs), and the
 WebSocket streams: the user data stream at `/private/ws?listenKey=K` (or `/ws/K`) and combined
 market streams at `/market/stream?streams=...`, `/public/stream?streams=...` (or `/stream`).
-Every response carries `X-MBX-USED-WEIGHT-1M`.
+Every response carries `X-MBX-USED-WEIGHT-1M`, and order placements `X-MBX-ORDER-COUNT-10S` and
+`-1M`.
 
 Behind it sits a tiny one-way account: a USDT wallet, positions, orders, conditional (algo)
 orders and fills. MARKET orders fill at once at the symbol's price; LIMIT orders rest until a
@@ -12,10 +13,13 @@ test calls `fill`. Fills move the position and the wallet and push ORDER_TRADE_U
 ACCOUNT_UPDATE to whatever user stream is connected with the current listenKey; with none
 connected they are lost, as on Binance, and only REST shows them.
 
-Test controls: `fill`, `trigger_algo`, `drop_user_streams`, `rotate_listen_key`,
-`expire_listen_key`, `block_user_streams` / `unblock_user_streams`, `inject_user`,
-`push_market`, `inject_market`, and counters of listenKey posts, keep-alives and connections.
-It is not a matching engine: no order book, no funding, no liquidation engine.
+Test controls: `fill`, `trigger_algo`, `liquidate` (a liquidation or an auto-deleveraging close,
+as Binance reports them), `drop_user_streams`, `rotate_listen_key`, `expire_listen_key`,
+`block_user_streams` / `unblock_user_streams`, `fail` / `heal` (one endpoint answering 5xx, 429
+or 418 with `Retry-After`), `hide_new_algo_orders` (the algo service not knowing a new
+conditional order yet), `inject_user`, `push_market`, `inject_market`, and counters of listenKey
+posts, keep-alives, connections and requests. A leverage change sends ACCOUNT_CONFIG_UPDATE.
+It is not a matching engine: no order book, no funding, no liquidation engine of its own.
 """
 
 from __future__ import annotations
@@ -186,6 +190,23 @@ class DoublePosition:
 
 
 @dataclass
+class Failure:
+    """How an endpoint fails: its HTTP status, `Retry-After` and how many more times."""
+
+    status: int
+    retry_after: float | None = None
+    times: int | None = None
+    """Answers still to fail; None for every one until `heal`."""
+
+
+_FAILURE_BODIES: dict[int, dict[str, Any]] = {
+    429: {"code": -1003, "msg": "Too many requests; current limit is 2400 requests per minute."},
+    418: {"code": -1003, "msg": "Way too many requests; IP banned."},
+}
+"""Binance's answers to a rate-limited or banned caller; other statuses get a bare text body."""
+
+
+@dataclass
 class Counters:
     """What the double has seen, for tests to wait on."""
 
@@ -234,6 +255,11 @@ class BinanceDouble:
         self.counters = Counters()
         self.listen_key: str | None = None
         self.user_streams_blocked = False
+        self.failures: dict[str, Failure] = {}
+        self.hidden_algo_reads = 0
+        self._hidden_algo: dict[int, int] = {}
+        self.max_leverage = 125
+        self._orders_placed: list[float] = []
         self._user_sockets: dict[web.WebSocketResponse, str] = {}
         self._market_sockets: dict[web.WebSocketResponse, frozenset[str]] = {}
         self._next_order_id = 8_000_000
@@ -269,6 +295,7 @@ class BinanceDouble:
             ("GET", "/fapi/v3/balance", self._balance, True),
             ("GET", "/fapi/v1/userTrades", self._user_trades, True),
             ("POST", "/fapi/v1/leverage", self._leverage, True),
+            ("GET", "/fapi/v1/leverageBracket", self._leverage_bracket, True),
         ]
         for method, path, handler, signed in routes:
             app.router.add_route(method, path, self._endpoint(path, handler, signed))
@@ -354,6 +381,56 @@ class BinanceDouble:
         algo.status, algo.update_time = "FINISHED", self._now()
         algo.executed, algo.avg_price = actual.executed, actual.avg_price
         await self._send_user(algo.event(algo.update_time))
+
+    async def liquidate(
+        self, symbol: str, price: float, *, adl: bool = False, numbered: bool = True
+    ) -> dict[str, Any]:
+        """Close the whole position of `symbol` at `price` the way Binance's liquidation engine
+        does (client id `autoclose-<ms>`), or by auto-deleveraging (`adl_autoclose`): the order
+        comes as NEW, then its fill as execution CALCULATED (without its trade id on the stream
+        unless `numbered`), then ACCOUNT_UPDATE."""
+        position = self.positions[symbol]
+        if not position.amount:
+            raise KeyError(f"no position in {symbol}")
+        order = self._new_order(
+            symbol=symbol,
+            side="SELL" if position.amount > 0 else "BUY",
+            type_="LIQUIDATION",
+            quantity=abs(position.amount),
+            price=price,
+            stop_price=0.0,
+            reduce_only=True,
+            client_order_id="adl_autoclose" if adl else f"autoclose-{self._now()}",
+        )
+        await self._send_user(self._order_event(order, "NEW"))
+        return await self._fill(
+            order, order.quantity, price, maker=False, execution="CALCULATED", numbered=numbered
+        )
+
+    def fail(
+        self,
+        path: str,
+        status: int = 503,
+        *,
+        retry_after: float | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Make the endpoint `path` (e.g. `/fapi/v3/positionRisk`) answer `status`: every time
+        until `heal`, or the next `times` times."""
+        self.failures[path] = Failure(status, retry_after, times)
+
+    def heal(self, path: str) -> None:
+        """Let the endpoint `path` answer normally again."""
+        self.failures.pop(path, None)
+
+    def hide_new_algo_orders(self, reads: int) -> None:
+        """From now on a new conditional order is unknown (-2013 on GET, -2011 on DELETE, absent
+        from openAlgoOrders) to its first `reads` requests, as the algo service can be."""
+        self.hidden_algo_reads = reads
+
+    def requests_to(self, path: str) -> int:
+        """How many requests reached `path`."""
+        return sum(1 for _, p in self.counters.requests if p == path)
 
     async def drop_user_streams(self) -> None:
         """Close every user-stream connection, as Binance does at the 24-hour mark."""
@@ -511,6 +588,14 @@ class BinanceDouble:
                 used += (order.quantity - order.executed) * price / leverage
         return used
 
+    def liquidation_price(self, symbol: str) -> float:
+        """The double's liquidation price of a position: its entry moved by 1/leverage."""
+        position = self.positions[symbol]
+        if not position.amount:
+            return 0.0
+        direction = 1 if position.amount > 0 else -1
+        return position.entry * (1 - direction / position.leverage)
+
     def _unrealized(self, symbol: str) -> float:
         position = self.positions[symbol]
         return position.amount * (self.prices[symbol] - position.entry)
@@ -520,7 +605,14 @@ class BinanceDouble:
         return self.wallet + unrealized - self._margin_used()
 
     async def _fill(
-        self, order: DoubleOrder, qty: float, price: float, *, maker: bool
+        self,
+        order: DoubleOrder,
+        qty: float,
+        price: float,
+        *,
+        maker: bool,
+        execution: str = "TRADE",
+        numbered: bool = True,
     ) -> dict[str, Any]:
         symbol = order.symbol
         position = self.positions[symbol]
@@ -564,9 +656,10 @@ class BinanceDouble:
             "time": now,
         }
         self.trades.append(trade)
-        event = self._order_event(order, "TRADE")
+        event = self._order_event(order, execution)
         event["o"].update(
-            l=_s(qty), L=_s(price), n=f"{fee:.8f}", N="USDT", t=trade["id"], m=maker,
+            l=_s(qty), L=_s(price), n=f"{fee:.8f}", N="USDT", t=trade["id"] if numbered else 0,
+            m=maker,
             rp=f"{realized:.8f}",
         )  # fmt: skip
         await self._send_user(event)
@@ -663,6 +756,11 @@ class BinanceDouble:
                 self._weight_minute, self._weight_used = minute, 0
             self._weight_used += weight
             headers = {"X-MBX-USED-WEIGHT-1M": str(self._weight_used)}
+            failure = self.failures.get(path)
+            if failure is not None:
+                return self._failure_response(path, failure, headers)
+            if request.method == "POST" and path in ("/fapi/v1/order", "/fapi/v1/algoOrder"):
+                headers.update(self._order_counts())
             try:
                 pairs = await self._params(request)
                 if signed or path == "/fapi/v1/listenKey":
@@ -677,6 +775,29 @@ class BinanceDouble:
             return web.json_response(body, headers=headers)
 
         return run
+
+    def _failure_response(
+        self, path: str, failure: Failure, headers: dict[str, str]
+    ) -> web.Response:
+        if failure.times is not None:
+            failure.times -= 1
+            if failure.times <= 0:
+                self.heal(path)
+        if failure.retry_after is not None:
+            headers["Retry-After"] = f"{failure.retry_after:g}"
+        body = _FAILURE_BODIES.get(failure.status)
+        if body is None:
+            return web.Response(status=failure.status, text="Service Unavailable", headers=headers)
+        return web.json_response(body, status=failure.status, headers=headers)
+
+    def _order_counts(self) -> dict[str, str]:
+        now = time.monotonic()
+        self._orders_placed = [t for t in self._orders_placed if now - t < 60] + [now]
+        recent = sum(1 for t in self._orders_placed if now - t < 10)
+        return {
+            "X-MBX-ORDER-COUNT-10S": str(recent),
+            "X-MBX-ORDER-COUNT-1M": str(len(self._orders_placed)),
+        }
 
     @staticmethod
     async def _params(request: web.Request) -> list[tuple[str, str]]:
@@ -729,6 +850,15 @@ class BinanceDouble:
         return {
             "timezone": "UTC",
             "serverTime": self._now(),
+            "rateLimits": [
+                {
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 2400,
+                    "rateLimitType": "REQUEST_WEIGHT",
+                },
+                {"interval": "MINUTE", "intervalNum": 1, "limit": 1200, "rateLimitType": "ORDERS"},
+            ],
             "symbols": [
                 {
                     "symbol": symbol,
@@ -750,6 +880,7 @@ class BinanceDouble:
                             "maxQty": "1000",
                             "stepSize": "0.001",
                         },
+                        {"filterType": "MIN_NOTIONAL", "notional": "100"},
                     ],
                 }
                 for symbol in self.prices
@@ -887,24 +1018,30 @@ class BinanceDouble:
             update_time=now,
         )
         self.algo_orders[algo.algo_id] = algo
+        if self.hidden_algo_reads:
+            self._hidden_algo[algo.algo_id] = self.hidden_algo_reads
         await self._send_user(algo.event(now))
         return algo.rest()
 
-    def _algo_from(self, params: Mapping[str, str]) -> DoubleAlgoOrder:
+    def _algo_from(self, params: Mapping[str, str], *, unknown: ApiError) -> DoubleAlgoOrder:
         if "algoId" in params:
             algo = self.algo_orders.get(int(params["algoId"]))
         else:
             key = params.get("clientAlgoId")
             algo = next((a for a in self.algo_orders.values() if a.client_algo_id == key), None)
         if algo is None:
-            raise ApiError(400, -2013, "Order does not exist.")
+            raise unknown
+        hidden = self._hidden_algo.get(algo.algo_id, 0)
+        if hidden:
+            self._hidden_algo[algo.algo_id] = hidden - 1
+            raise unknown
         return algo
 
     async def _algo_get(self, request: web.Request, params: dict[str, str]) -> Any:
-        return self._algo_from(params).rest()
+        return self._algo_from(params, unknown=ApiError(400, -2013, "Order does not exist.")).rest()
 
     async def _algo_delete(self, request: web.Request, params: dict[str, str]) -> Any:
-        algo = self._algo_from(params)
+        algo = self._algo_from(params, unknown=ApiError(400, -2011, "Unknown order sent."))
         if algo.status != "NEW":
             raise ApiError(400, -2011, "Unknown order sent.")
         algo.status, algo.update_time = "CANCELED", self._now()
@@ -917,7 +1054,11 @@ class BinanceDouble:
         }
 
     async def _open_algo_orders(self, request: web.Request, params: dict[str, str]) -> Any:
-        return [a.rest() for a in self.algo_orders.values() if a.status == "NEW"]
+        return [
+            a.rest()
+            for a in self.algo_orders.values()
+            if a.status == "NEW" and not self._hidden_algo.get(a.algo_id)
+        ]
 
     async def _position_risk(self, request: web.Request, params: dict[str, str]) -> Any:
         rows = []
@@ -936,7 +1077,7 @@ class BinanceDouble:
                     "breakEvenPrice": _s(position.entry),
                     "markPrice": _s(mark),
                     "unRealizedProfit": f"{self._unrealized(symbol):.8f}",
-                    "liquidationPrice": "0",
+                    "liquidationPrice": _s(self.liquidation_price(symbol)),
                     "isolatedMargin": "0",
                     "notional": f"{notional:.8f}",
                     "marginAsset": "USDT",
@@ -984,10 +1125,32 @@ class BinanceDouble:
     async def _leverage(self, request: web.Request, params: dict[str, str]) -> Any:
         symbol = self._symbol(params)
         leverage = int(self._float(params, "leverage"))
-        if not 1 <= leverage <= 125:
+        if not 1 <= leverage <= self.max_leverage:
             raise ApiError(400, -4028, "Leverage is not valid.")
         self.positions[symbol].leverage = leverage
+        now = self._now()
+        await self._send_user(
+            {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": symbol, "l": leverage}}
+        )
         return {"leverage": leverage, "maxNotionalValue": "1000000", "symbol": symbol}
+
+    async def _leverage_bracket(self, request: web.Request, params: dict[str, str]) -> Any:
+        return [
+            {
+                "symbol": symbol,
+                "brackets": [
+                    {
+                        "bracket": 1,
+                        "initialLeverage": self.max_leverage,
+                        "notionalCap": 50000,
+                        "notionalFloor": 0,
+                        "maintMarginRatio": 0.004,
+                        "cum": 0.0,
+                    }
+                ],
+            }
+            for symbol in self.prices
+        ]
 
     # ------------------------------------------------------------------ WebSocket streams
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from binance import AsyncClient
@@ -11,15 +9,6 @@ from ginie_server.exchange.base import OrderRequest
 from tests.binance.conftest import ExchangeFactory
 from tests.binance.double import BinanceDouble
 from tests.harness import wait_for
-
-
-@pytest.fixture
-async def manual_client(double: BinanceDouble) -> AsyncIterator[AsyncClient]:
-    """Another python-binance client on the same account: orders placed outside Ginie."""
-    client = AsyncClient(double.api_key, double.api_secret)
-    client.FUTURES_URL = double.futures_url
-    yield client
-    await client.close_connection()
 
 
 async def test_fills_during_a_gap_with_a_rotated_listen_key_reach_the_listener(

@@ -791,11 +791,16 @@ class BinanceExchange(Exchange):
         for balance in update.balances:
             self._touched[f"balance:{balance.asset}"] = self._stream_seq
             self._apply_balance(balance)
+        resized = False
         for position in update.positions:
+            cached = self._positions.get(position.symbol)
+            resized |= position.size != 0 and (cached is None or cached.size != position.size)
             self._touched[f"position:{position.symbol}"] = self._stream_seq
             self._apply_position(position)
-        if update.reason == "MARGIN_TYPE_CHANGE":
-            self._want(_POSITIONS)  # the liquidation price moves with the margin mode
+        # ACCOUNT_UPDATE has no liquidation price (and no leverage): a position that opened or
+        # changed size, or changed margin mode, learns them from Binance's position risk.
+        if resized or update.reason == "MARGIN_TYPE_CHANGE":
+            self._want(_POSITIONS)
 
     def _on_account_config_update(self, message: Mapping[str, Any]) -> None:
         """Leverage changed (here or elsewhere): the position shows it and the margin it
