@@ -56,6 +56,8 @@ class Resync(WireModel):
 class AckError(WireModel):
     code: str
     message: str
+    retry_after_ms: int | None = None
+    """With code `rate_limited`: how long to wait before the command would be taken."""
 
 
 class Ack(WireModel):
@@ -154,5 +156,4 @@ def _raise_readable(exc: ValidationError, raw: dict[str, Any], tag: str) -> Any:
 
 def make_event(data: WireModel, ts: int, seq: int | None = None, epoch: str | None = None) -> Any:
     """Wrap a data model in the envelope of its event type."""
-    spec = spec_of(data)
-    return spec.envelope(type=spec.topic.value, seq=seq, epoch=epoch, ts=ts, data=data)
+    return spec_of(data).envelope(seq=seq, epoch=epoch, ts=ts, data=data)

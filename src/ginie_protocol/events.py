@@ -414,9 +414,10 @@ class Topic(StrEnum):
 class _EventEnvelope(WireModel):
     """`seq` and `epoch` are set on user events and absent on market events.
 
-    Each event type's envelope narrows `type` to its topic's name and `data` to its model."""
+    Each event type's envelope narrows `type` to its topic's name (and defaults it to that name)
+    and `data` to its model."""
 
-    type: str
+    type: str = ""
     seq: int | None = None
     epoch: str | None = None
     ts: int
@@ -566,13 +567,16 @@ OrderBookUpdate = declare(Topic.FUTURES_ORDERBOOK_UPDATE, OrderBook, _M, key="sy
 SPECS: Mapping[Topic, EventSpec] = MappingProxyType({topic: _declared[topic] for topic in Topic})
 """Every event type's declaration, in the order of SPEC section 4 (a missing one fails here)."""
 
-_SPEC_OF_MODEL: dict[type[WireModel], EventSpec] = {s.model: s for s in SPECS.values()}
+_SPEC_OF_MODEL: dict[type, EventSpec] = {s.model: s for s in SPECS.values()}
 
 
 def spec_of(data: WireModel | type[WireModel]) -> EventSpec:
     """The declaration of the event type whose `data` is this model (an instance or the class).
 
     Raises KeyError for a model that is not an event's data, TypeError for a non-model."""
+    spec = _SPEC_OF_MODEL.get(type(data))  # an instance: the hot path, one lookup
+    if spec is not None:
+        return spec
     cls = data if isinstance(data, type) else type(data)
     if not issubclass(cls, WireModel):
         raise TypeError(f"{cls.__name__} is not a wire model")
