@@ -80,7 +80,7 @@ class Control:
 async def open_client(variant: str, port: int, user: str, token: str | None) -> ClientConnection:
     """Connect and complete the variant's handshake and subscription to every topic."""
     subscribe = json.dumps({"op": "subscribe", "topics": ["*"]})
-    if variant == "ginie":
+    if variant.startswith("ginie"):
         ws = await connect(
             f"ws://127.0.0.1:{port}/ws",
             additional_headers={"Authorization": f"Bearer {token}"},
@@ -309,7 +309,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clients")
     parser.add_argument("mode", choices=["latency", "saturate", "idle"])
-    parser.add_argument("variant", choices=["plain", "fastapi", "socketio", "ginie"])
+    parser.add_argument(
+        "variant", choices=["plain", "fastapi", "socketio", "ginie", "ginie-uvloop"]
+    )
     parser.add_argument("port", type=int)
     parser.add_argument("control_port", type=int)
     parser.add_argument("--conns", type=int, default=100)

@@ -16,10 +16,11 @@ from typing import Any
 from benchmarks.harness import Placement, bench_server, run_latency, split_placement
 from benchmarks.report import Group
 
-VARIANTS = ("plain", "ginie", "fastapi", "socketio")
+VARIANTS = ("plain", "ginie", "ginie-uvloop", "fastapi", "socketio")
 LABEL = {
     "plain": "websockets broadcast() (floor)",
     "ginie": "Ginie hub",
+    "ginie-uvloop": "Ginie hub on uvloop",
     "fastapi": "same hub on FastAPI/uvicorn",
     "socketio": "same hub on python-socketio",
 }

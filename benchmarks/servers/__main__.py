@@ -1,4 +1,7 @@
-"""Start one bench server: `python -m benchmarks.servers VARIANT DB_PATH`."""
+"""Start one bench server: `python -m benchmarks.servers VARIANT DB_PATH`.
+
+`ginie-uvloop` is Ginie's server on uvloop's event loop instead of asyncio's default one.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ VARIANTS = {
     "fastapi": "benchmarks.servers.fastapi_hub",
     "socketio": "benchmarks.servers.socketio_hub",
     "ginie": "benchmarks.servers.ginie",
+    "ginie-uvloop": "benchmarks.servers.ginie",
 }
+ON_UVLOOP = frozenset({"ginie-uvloop"})
 
 
 def main() -> int:
@@ -24,8 +29,14 @@ def main() -> int:
         )
         return 2
     raise_fd_limit()
-    module = importlib.import_module(VARIANTS[sys.argv[1]])
-    asyncio.run(module.main(Path(sys.argv[2])))
+    variant = sys.argv[1]
+    module = importlib.import_module(VARIANTS[variant])
+    if variant in ON_UVLOOP:
+        import uvloop
+
+        uvloop.run(module.main(Path(sys.argv[2])))
+    else:
+        asyncio.run(module.main(Path(sys.argv[2])))
     return 0
 
 

@@ -17,7 +17,7 @@ from benchmarks.servers.control import USERS, now_ms, serve_control
 from ginie_protocol.events import LifecycleEvent, MarkPrice
 from ginie_server.app import GinieServer
 from ginie_server.config import ServerConfig
-from ginie_server.storage.db import open_database
+from ginie_server.storage.db import open_database, transaction
 from ginie_server.storage.users import UserStore
 
 
@@ -40,7 +40,8 @@ def make_tokens(db_path: Path) -> None:
     db = open_database(db_path)
     try:
         users = UserStore(db)
-        tokens = {user: users.create_token(user, now_ms()) for user in USERS}
+        with transaction(db):
+            tokens = {user: users.create_token(user, now_ms()) for user in USERS}
     finally:
         db.close()
     db_path.with_suffix(".tokens.json").write_text(json.dumps(tokens))
