@@ -41,6 +41,16 @@ class Limits:
 
     error_window: float = 60.0
 
+    command_rate: float = 20.0
+    """Commands per second a connection may sustain: the refill rate of its token bucket."""
+
+    command_burst: int = 50
+    """Commands a connection may send at once: the size of its token bucket."""
+
+    command_flood_limit: int = 100
+    """Commands refused as `rate_limited` allowed per connection per `error_window` seconds;
+    one more closes 1008."""
+
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 5.0

@@ -21,6 +21,9 @@ class UserMetrics:
     resyncs: int = 0
     slow_consumer_closes: int = 0
     commands: int = 0
+    """Commands run (refused ones not included)."""
+    commands_refused: int = 0
+    """Commands refused as `rate_limited`, over the connection's command budget."""
     errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -35,6 +38,7 @@ class UserMetrics:
             "resyncs": self.resyncs,
             "slow_consumer_closes": self.slow_consumer_closes,
             "commands": self.commands,
+            "commands_refused": self.commands_refused,
             "errors": self.errors,
         }
 

@@ -17,6 +17,9 @@ The reader decodes each client frame: `subscribe` goes to the hub, `command` to 
 (answered by exactly one ACK). A frame that does not fit the protocol is answered with ERROR
 `bad_request` and counts against the connection's error budget; past it the connection is
 closed with 1008. Oversized frames are closed with 1009 by websockets itself (`max_size`).
+Commands also spend from the connection's `CommandBucket`: one over it is answered `ok: false`,
+code `rate_limited`, with the time to retry, and is not run; past `command_flood_limit` such
+refusals within the error window the connection is closed with 1008 too.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
@@ -153,7 +158,7 @@ class WsConnection:
 
 
 class ErrorBudget:
-    """Counts a connection's bad frames over a sliding window."""
+    """Counts a connection's bad frames, or its refused commands, over a sliding window."""
 
     def __init__(self, limit: int, window: float) -> None:
         self._limit = limit
@@ -168,6 +173,89 @@ class ErrorBudget:
         return len(self._times) <= self._limit
 
 
+class CommandBucket:
+    """A token bucket of commands: `burst` at once, refilled at `rate` a second.
+
+    Pure: every call is given the time (seconds on a monotonic clock), so tests drive it.
+    """
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._last = now
+
+    def take(self, now: float) -> float:
+        """Spend one token at `now`: 0.0 if there was one, else the seconds until there is."""
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self._rate
+
+
+class Reader:
+    """Acts on one connection's client frames, within its error budget and command bucket."""
+
+    def __init__(
+        self,
+        conn: WsConnection,
+        user: str,
+        hub: Hub,
+        commands: dict[str, CommandHandler],
+        limits: Limits,
+        now: Callable[[], float],
+    ) -> None:
+        self._conn = conn
+        self._user = user
+        self._hub = hub
+        self._commands = commands
+        self._rate = limits.command_rate
+        self._now = now
+        self._errors = ErrorBudget(limits.error_budget, limits.error_window)
+        self._refusals = ErrorBudget(limits.command_flood_limit, limits.error_window)
+        self._bucket = CommandBucket(limits.command_rate, limits.command_burst, now())
+
+    async def handle(self, message: str | bytes) -> str | None:
+        """Act on one client frame (answered); the reason to close 1008, if it came to that."""
+        try:
+            request = decode_client(message)
+        except ProtocolError as exc:
+            return self._bad_frame(str(exc))
+        except RecursionError:
+            return self._bad_frame("invalid JSON: nested too deeply")
+        if isinstance(request, Subscribe):
+            try:
+                self._hub.subscribe(self._conn, request)
+            except SubscriptionError as exc:
+                return self._bad_frame(str(exc))
+            return None
+        wait = self._bucket.take(self._now())
+        if wait > 0.0:
+            return self._refuse(request, wait)
+        ack, problem = await _run_command(request, self._user, self._hub, self._commands)
+        self._conn.send_frame(encode(ack).encode())
+        return None if problem is None else self._count_error()
+
+    def _bad_frame(self, message: str) -> str | None:
+        self._conn.send_frame(encode(Error(code="bad_request", message=message)).encode())
+        return self._count_error()
+
+    def _count_error(self) -> str | None:
+        self._hub.metrics(self._user).errors += 1
+        return None if self._errors.spend(self._now()) else "too many bad messages"
+
+    def _refuse(self, command: Command, wait: float) -> str | None:
+        """Answer a command over the bucket with `rate_limited`, without running it."""
+        retry_ms = math.ceil(wait * 1000)
+        message = f"over {self._rate:g} commands a second; retry in {retry_ms} ms"
+        error = AckError(code="rate_limited", message=message, retry_after_ms=retry_ms)
+        self._conn.send_frame(encode(Ack(id=command.id, ok=False, error=error)).encode())
+        self._hub.metrics(self._user).commands_refused += 1
+        return None if self._refusals.spend(self._now()) else "too many commands"
+
+
 async def serve_connection(
     ws: ServerConnection,
     user: str,
@@ -177,18 +265,14 @@ async def serve_connection(
 ) -> None:
     """Run one authenticated connection until it closes."""
     conn = WsConnection(ws, limits.close_timeout)
-    budget = ErrorBudget(limits.error_budget, limits.error_window)
-    loop = asyncio.get_running_loop()
+    reader = Reader(conn, user, hub, commands, limits, asyncio.get_running_loop().time)
     hub.connect(conn, user)
     sender = asyncio.create_task(conn.run_sender(), name=f"ws-sender-{user}")
     try:
         async for message in ws:
-            problem = await _handle_message(message, conn, user, hub, commands)
-            if problem is None:
-                continue
-            hub.metrics(user).errors += 1
-            if not budget.spend(loop.time()):
-                await ws.close(CLOSE_POLICY_VIOLATION, "too many bad messages")
+            reason = await reader.handle(message)
+            if reason is not None:
+                await ws.close(CLOSE_POLICY_VIOLATION, reason)
                 break
     except ConnectionClosed:
         pass
@@ -197,31 +281,6 @@ async def serve_connection(
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender
-
-
-async def _handle_message(
-    message: str | bytes,
-    conn: WsConnection,
-    user: str,
-    hub: Hub,
-    commands: dict[str, CommandHandler],
-) -> str | None:
-    """Act on one client frame; return the problem if it was a bad one (already answered)."""
-    try:
-        request = decode_client(message)
-    except ProtocolError as exc:
-        return _send_error(conn, str(exc))
-    except RecursionError:
-        return _send_error(conn, "invalid JSON: nested too deeply")
-    if isinstance(request, Subscribe):
-        try:
-            hub.subscribe(conn, request)
-        except SubscriptionError as exc:
-            return _send_error(conn, str(exc))
-        return None
-    ack, problem = await _run_command(request, user, hub, commands)
-    conn.send_frame(encode(ack).encode())
-    return problem
 
 
 async def _run_command(
@@ -249,8 +308,3 @@ async def _run_command(
 
 def _failed(command_id: str, code: str, message: str) -> Ack:
     return Ack(id=command_id, ok=False, error=AckError(code=code, message=message))
-
-
-def _send_error(conn: WsConnection, message: str) -> str:
-    conn.send_frame(encode(Error(code="bad_request", message=message)).encode())
-    return message
