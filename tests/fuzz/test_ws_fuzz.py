@@ -140,8 +140,9 @@ async def listen(rs: RunningServer, token: str) -> Listener:
     return listener
 
 
-FUZZ_LIMITS = Limits(error_budget=1_000_000)
-"""The error budget is tested on its own below; here it must not end the fuzzing early."""
+FUZZ_LIMITS = Limits(error_budget=1_000_000, command_burst=1_000_000)
+"""The error budget and the command budget are tested on their own (below and in
+tests/server/test_command_budget.py); here they must not end the fuzzing early."""
 
 
 @pytest.fixture
