@@ -3,7 +3,9 @@ endpoints and keys from the environment."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,16 @@ import pytest
 from binance import AsyncClient
 from ginie_protocol.events import SNAPSHOT_PATH, USER_TYPES
 from ginie_server.engine import TradingEngine
+from ginie_server.exchange import binance as binance_module
 from ginie_server.exchange.binance import BinanceExchange
 from tests.binance.double import BinanceDouble
-from tests.harness import RunningServer, connect_client, running_server, wait_for
+from tests.harness import (
+    ProtocolClient,
+    RunningServer,
+    connect_client,
+    running_server,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -126,3 +135,87 @@ async def test_missing_keys_are_a_clear_config_error(
         async with running_server(tmp_path, exchange="binance"):
             pass
     assert type(caught.value).__name__ == "ConfigError"
+
+
+async def recv_both(
+    client: ProtocolClient, first: Callable[[Any], bool], second: Callable[[Any], bool]
+) -> tuple[Any, Any]:
+    """The first message each predicate accepts, in whichever order they come."""
+    found: dict[int, Any] = {}
+    async with asyncio.timeout(10):
+        while len(found) < 2:
+            message = await client.recv()
+            for index, accepts in enumerate((first, second)):
+                if index not in found and accepts(message):
+                    found[index] = message
+    return found[0], found[1]
+
+
+async def test_with_one_endpoint_failing_live_orders_flow_and_health_degrades_then_recovers(
+    tmp_path: Path, double: BinanceDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GINIE_BINANCE_API_KEY", double.api_key)
+    monkeypatch.setenv("GINIE_BINANCE_API_SECRET", double.api_secret)
+    monkeypatch.setenv("GINIE_BINANCE_FUTURES_URL", double.futures_url)
+    monkeypatch.setenv("GINIE_BINANCE_STREAM_URL", double.stream_url)
+    # The server's own exchange, with reconcile retries a test can wait for.
+    monkeypatch.setattr(
+        binance_module,
+        "binance_exchange_from_env",
+        functools.partial(binance_module.binance_exchange_from_env, rest_retry_s=(0.05, 0.5)),
+    )
+    manual = AsyncClient(double.api_key, double.api_secret)
+    manual.FUTURES_URL = double.futures_url
+    failing = "/fapi/v3/positionRisk"
+    try:
+        async with (
+            running_server(tmp_path, exchange="binance", owner="demo", testnet=True) as rs,
+            connect_client(rs.ws_url, rs.token) as client,
+        ):
+            await client.subscribe(
+                ["ORDER_UPDATE", "TRADE_UPDATE", "HEALTH_UPDATE", "SYSTEM_STATUS_UPDATE"]
+            )
+            double.fail(failing, 503)
+            await double.drop_user_streams()
+
+            def names_the_failure(detail: str | None) -> bool:
+                return (detail or "").startswith(f"GET {failing}: HTTP 503")
+
+            health, status = await recv_both(
+                client,
+                lambda m: m.type == "HEALTH_UPDATE" and names_the_failure(m.data.last_error),
+                lambda m: m.type == "SYSTEM_STATUS_UPDATE" and m.data.exchange.status == "degraded",
+            )
+            assert health.data.status == "degraded"
+            assert status.data.database.status == "ok"
+
+            placed = await manual.futures_create_order(
+                symbol="BTCUSDT",
+                side="BUY",
+                type="LIMIT",
+                quantity="0.002",
+                price="59000",
+                timeInForce="GTC",
+                newClientOrderId="manual-degraded",
+            )
+            new = await client.recv_until(lambda m: m.type == "ORDER_UPDATE")
+            assert (new.data.client_order_id, new.data.status) == ("manual-degraded", "NEW")
+            await double.fill(placed["orderId"])
+            trade, filled = await recv_both(
+                client,
+                lambda m: m.type == "TRADE_UPDATE",
+                lambda m: m.type == "ORDER_UPDATE" and m.data.status == "FILLED",
+            )
+            assert (trade.data.client_order_id, trade.data.quantity) == ("manual-degraded", 0.002)
+            assert filled.data.client_order_id == "manual-degraded"
+
+            double.heal(failing)
+            healthy, _ = await recv_both(
+                client,
+                lambda m: m.type == "HEALTH_UPDATE" and m.data.status == "ok",
+                lambda m: m.type == "SYSTEM_STATUS_UPDATE" and m.data.exchange.status == "ok",
+            )
+            assert healthy.data.last_error is None
+            assert exchange_of(rs).reconciled
+    finally:
+        await manual.close_connection()

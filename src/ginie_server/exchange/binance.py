@@ -704,8 +704,11 @@ class BinanceExchange(Exchange):
             try:
                 await job()
             except ExchangeError as error:
-                self._rest_error = f"{error.call or name}: {error.message}"
-                log.warning("Binance %s failed, the stream goes on: %s", name, self._rest_error)
+                failure = f"{error.call or name}: {error.message}"
+                # Said once per kind of failure; the retries that fail alike only at debug level.
+                level = logging.DEBUG if failure == self._rest_error else logging.WARNING
+                log.log(level, "Binance %s failed, the stream goes on: %s", name, failure)
+                self._rest_error = failure
             else:
                 if self._rest_error is not None:
                     log.info("Binance %s succeeded again", name)
