@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ginie_protocol.events import (
+    Balance,
     Chain,
     LifecycleEvent,
     Order,
@@ -55,13 +56,21 @@ def brief(kind: str, data: WireModel) -> tuple[object, ...]:
 
 
 def trail(rig: Rig, start: int, chain_id: str, signal_id: str) -> list[tuple[object, ...]]:
-    """Events from `start` on that belong to one trade; positions only when their size moves."""
+    """Events from `start` on that belong to one trade; positions only when their size moves,
+    balances only when their wallet does (not when the mark revalues them)."""
     out: list[tuple[object, ...]] = []
     size: float | None = None
+    before = [d for _, _, d in rig.recorder.events[:start] if isinstance(d, Balance)]
+    wallet = before[-1].wallet_balance if before else None
     for _, kind, data in rig.recorder.events[start:]:
         if isinstance(data, Position):
             if data.size != size:
                 size = data.size
+                out.append(brief(kind, data))
+            continue
+        if isinstance(data, Balance):
+            if data.wallet_balance != wallet:
+                wallet = data.wallet_balance
                 out.append(brief(kind, data))
             continue
         if kind not in TRAIL_TYPES:

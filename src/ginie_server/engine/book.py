@@ -25,6 +25,7 @@ from ginie_protocol.events import (
     ModeAllocation,
     ModeSafety,
     Order,
+    Pnl,
     Position,
 )
 from ginie_server.domain import lifecycle, modes
@@ -42,6 +43,8 @@ KEPT_CHAINS = 200
 """Finished chains kept in memory (and in the snapshot) per user; live ones are all kept."""
 OPEN_ORDER = frozenset({"NEW", "PARTIALLY_FILLED"})
 DEFAULT_QTY_STEP = 0.001
+SETTLEMENT_ASSET = "USDT"
+"""The asset whose balance carries the account's unrealized P&L and makes its equity."""
 
 Marks = dict[str, float]
 """The latest mark price of each symbol."""
@@ -146,26 +149,43 @@ class AccountBook:
 
     # ------------------------------------------------------------------ derived figures
 
-    def unrealized(self, marks: Marks) -> float:
-        return sum(
-            p.size * (marks.get(p.symbol, p.mark_price) - p.entry_price)
-            for p in self.open_positions()
-        )
+    def unrealized(self) -> float:
+        """The account's unrealized P&L: the sum over its positions, each valued at the mark it
+        was last published with. The one figure the positions, the balance and P&L all show."""
+        return round(sum(p.unrealized_pnl for p in self.open_positions()), 8)
 
-    def equity(self, marks: Marks) -> float:
-        balance = self.balances.get("USDT")
+    def equity(self) -> float:
+        balance = self.balances.get(SETTLEMENT_ASSET)
         wallet = balance.wallet_balance if balance is not None else 0.0
-        return wallet + self.unrealized(marks)
+        return wallet + self.unrealized()
 
-    def allocation(self, mode: Mode, marks: Marks) -> ModeAllocation:
+    def pnl_now(self) -> Pnl:
+        """P&L as it stands: the running totals with the unrealized P&L and equity of now."""
+        return self.pnl.pnl(self.unrealized(), self.equity())
+
+    def put_balance(self, balance: Balance) -> Balance:
+        """Keep a balance; the settlement asset's carries the positions' unrealized P&L."""
+        if balance.asset == SETTLEMENT_ASSET:
+            balance = balance.model_copy(update={"unrealized_pnl": self.unrealized()})
+        self.balances[balance.asset] = balance
+        return balance
+
+    def balance_behind(self) -> Balance | None:
+        """The settlement balance brought to the positions' unrealized P&L, if it lags them."""
+        balance = self.balances.get(SETTLEMENT_ASSET)
+        if balance is None or balance.unrealized_pnl == self.unrealized():
+            return None
+        return self.put_balance(balance)
+
+    def allocation(self, mode: Mode) -> ModeAllocation:
         chains = [c for c in self.live_chains() if c.mode == mode]
         leverage = self.autopilot.rules.leverage
         used = sum(c.remaining_qty * (c.entry_price or 0.0) / leverage for c in chains)
         pct = self.autopilot.rules.mode_allocation_pct.get(mode, 0.0)
-        return modes.allocation(mode, pct, self.equity(marks), used, len(chains))
+        return modes.allocation(mode, pct, self.equity(), used, len(chains))
 
-    def allocations(self, marks: Marks) -> list[ModeAllocation]:
-        return [self.allocation(mode, marks) for mode in modes.MODES]
+    def allocations(self) -> list[ModeAllocation]:
+        return [self.allocation(mode) for mode in modes.MODES]
 
     def status(self) -> GinieStatus:
         blocked = self.breaker.view.reason if self.breaker.blocks_entries else None

@@ -73,14 +73,14 @@ class ChainDesk:
         if status == "closed" and was in ("open", "partially_closed"):
             self._on_closed(account, t.chain, now)
         elif status in ("open", "failed", "cancelled") and was == "pending":
-            account.queue(book.allocation(t.chain.mode, self._marks))
+            account.queue(book.allocation(t.chain.mode))
             account.queue(book.pnl.stats(len(book.active_chains())))
             account.queue(book.status())
 
     def _on_closed(self, account: Account, chain: Chain, now: int) -> None:
         book = account.book
         book.pnl.on_chain_closed(chain)
-        book.pnl.record_equity(book.equity(self._marks))
+        book.pnl.record_equity(book.equity())
         account.pnl_changed()
         was_blocked = book.breaker.blocks_entries
         if book.breaker.record(chain.realized_pnl, now):
@@ -88,7 +88,7 @@ class ChainDesk:
         account.set_safety(modes.record_result(book.safety[chain.mode], chain.realized_pnl, now))
         account.queue(book.pnl.performance())
         account.queue(book.pnl.stats(len(book.active_chains())))
-        account.queue(book.allocation(chain.mode, self._marks))
+        account.queue(book.allocation(chain.mode))
         if was_blocked != book.breaker.blocks_entries:
             book.autopilot.decide(chain.symbol, "block", book.breaker.view.reason or "breaker", now)
         account.queue(book.status())
@@ -118,10 +118,10 @@ class ChainDesk:
             sizing = size_position(
                 signal.entry_price,
                 signal.stop_loss,
-                book.equity(self._marks),
+                book.equity(),
                 rules.risk_per_trade_pct,
                 rules.leverage,
-                book.allocation(signal.mode, self._marks).available_usd,
+                book.allocation(signal.mode).available_usd,
                 step,
             )
             reason = sizing.reason

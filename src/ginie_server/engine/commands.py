@@ -26,7 +26,6 @@ from ginie_protocol.events import Signal, Topic
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import RulesError, merge_rules
-from ginie_server.engine.book import Marks
 from ginie_server.engine.chains import ChainDesk
 from ginie_server.engine.execution import Executor
 from ginie_server.engine.outbox import Account
@@ -61,7 +60,6 @@ class CommandHandlers:
         desk: ChainDesk,
         executor: Executor,
         persistence: Persistence,
-        marks: Marks,
         clock: Clock,
     ) -> None:
         self._account_of = account_of
@@ -70,7 +68,6 @@ class CommandHandlers:
         self._desk = desk
         self._executor = executor
         self._persistence = persistence
-        self._marks = marks
         self._clock = clock
         self.table: dict[str, CommandHandler] = {
             "signal.approve": typed(SignalApprove, self.signal_approve),
@@ -190,7 +187,7 @@ class CommandHandlers:
         ):
             account.queue(book.breaker.view)
         if "mode_allocation_pct" in changes:
-            for allocation in book.allocations(self._marks):
+            for allocation in book.allocations():
                 account.queue(allocation)
         account.queue(book.status())
         await self._settle()

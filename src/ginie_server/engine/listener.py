@@ -19,13 +19,12 @@ from ginie_protocol.events import (
     MarkPrice,
     Order,
     OrderBook,
-    Pnl,
     Position,
     Trade,
 )
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle
-from ginie_server.engine.book import AccountBook, Marks, qty_step
+from ginie_server.engine.book import Marks, qty_step
 from ginie_server.engine.chains import ChainDesk
 from ginie_server.engine.outbox import Account, Publication
 
@@ -51,7 +50,6 @@ class ExchangeListener:
         desk: ChainDesk,
         publication: Publication,
         market: MarketWatch,
-        pnl_of: Callable[[AccountBook], Pnl],
         on_health: Callable[[ApiHealth], None],
         clock: Clock,
     ) -> None:
@@ -59,7 +57,6 @@ class ExchangeListener:
         self._desk = desk
         self._publication = publication
         self.market = market
-        self._pnl_of = pnl_of
         self._on_health = on_health
         self._clock = clock
 
@@ -98,6 +95,7 @@ class ExchangeListener:
         book = account.book
         book.positions[position.symbol] = position
         account.queue(position)
+        account.pnl_changed()
         if position.size == 0:
             now = self._clock.now_ms()
             last = book.last_order_of(position.symbol)
@@ -110,9 +108,8 @@ class ExchangeListener:
     def on_balance(self, user: str, balance: Balance) -> None:
         account = self._accounts.get(user)
         if account is not None:
-            account.book.balances[balance.asset] = balance
-            account.queue(balance)
-            account.queue(self._pnl_of(account.book))
+            account.queue(account.book.put_balance(balance))
+            account.queue(account.book.pnl_now())
             account.outbox.pnl_dirty = False
 
     def on_market(self, data: MarkPrice | Kline | OrderBook) -> None:

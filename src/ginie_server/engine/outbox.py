@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ginie_protocol.events import Chain, ModeSafety, Order, Pnl, Signal, Topic, WireModel, spec_of
+from ginie_protocol.events import Chain, ModeSafety, Order, Signal, Topic, WireModel, spec_of
 from ginie_server.domain import lifecycle
 from ginie_server.domain.autopilot import LIVE_SIGNAL
 from ginie_server.engine.book import KEPT_ORDERS, KEPT_TRADES, OPEN_ORDER, AccountBook
@@ -101,11 +101,9 @@ class Publication:
         self,
         accounts: Mapping[str, Account],
         persistence: Persistence,
-        pnl_of: Callable[[AccountBook], Pnl],
     ) -> None:
         self._accounts = accounts
         self._persistence = persistence
-        self._pnl_of = pnl_of
         self._publisher: Publisher | None = None
         self._scheduled = False
 
@@ -145,7 +143,10 @@ class Publication:
             if view.get(Topic.CHAIN_UPDATE, chain_id) != chain and chain not in outbox.pending:
                 outbox.pending.append(chain)
         if outbox.pnl_dirty:
-            outbox.pending.append(self._pnl_of(book))
+            behind = book.balance_behind()
+            if behind is not None:
+                outbox.pending.append(behind)
+            outbox.pending.append(book.pnl_now())
             outbox.pnl_dirty = False
         if not outbox.pending:
             return

@@ -36,7 +36,6 @@ from ginie_protocol.events import (
     ApiHealth,
     Health,
     Kline,
-    Pnl,
 )
 from ginie_server.clock import Clock
 from ginie_server.domain import modes
@@ -85,7 +84,7 @@ class TradingEngine:
         self._prices_saved_at = 0
         self.health = EngineHealth(exchange.name, clock.now_ms())
         self.persistence = Persistence(store)
-        self.publication = Publication(self._accounts, self.persistence, self._pnl)
+        self.publication = Publication(self._accounts, self.persistence)
         self.executor = Executor(
             exchange, self._accounts, lambda *refused: self.desk.on_refused(*refused)
         )
@@ -98,7 +97,6 @@ class TradingEngine:
             desk=self.desk,
             executor=self.executor,
             persistence=self.persistence,
-            marks=self.marks,
             clock=clock,
         ).table
         self.listener = ExchangeListener(
@@ -106,7 +104,6 @@ class TradingEngine:
             self.desk,
             self.publication,
             self.market,
-            self._pnl,
             self._on_health,
             clock,
         )
@@ -151,13 +148,12 @@ class TradingEngine:
         account = self._add(Account(self._new_book(user)))
         book = account.book
         for balance in self.exchange.balances(user):
-            book.balances[balance.asset] = balance
-            account.queue(balance)
+            account.queue(book.put_balance(balance))
         account.queue(book.autopilot.rules)
         account.queue(book.breaker.view)
         for mode in modes.MODES:
             account.queue(book.safety[mode])
-        for allocation in book.allocations(self.marks):
+        for allocation in book.allocations():
             account.queue(allocation)
         account.queue(book.status())
         account.pnl_changed()
@@ -297,9 +293,6 @@ class TradingEngine:
             book.positions[pos.symbol] = revalued
             account.queue(revalued)
             account.pnl_changed()
-
-    def _pnl(self, book: AccountBook) -> Pnl:
-        return book.pnl.pnl(book.unrealized(self.marks), book.equity(self.marks))
 
     # ================================================================== health and prices
 
