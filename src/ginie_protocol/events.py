@@ -4,7 +4,8 @@ Each event type is a `Topic` and one `declare(...)` call: its `data` model, its 
 or public market data), the field that keys its items, its REST snapshot path and the order its
 snapshot is served in. The declaration builds the type's envelope model and its `EventSpec`;
 `SPECS` holds them in SPEC order, and every other table (the `Event` union, `KEY_FIELD`,
-`SNAPSHOT_PATH`, ...) is derived from `SPECS`.
+`SNAPSHOT_PATH`, ...) is derived from `SPECS`. Adding an event type takes its data model, its
+`Topic` member and its `declare(...)` call, nothing else in this package.
 
 Every `data` model maps to exactly one event type (`spec_of`). Collection topics (positions,
 orders, signals, ...) carry one item per event and are keyed by `EventSpec.key`; the REST snapshot
