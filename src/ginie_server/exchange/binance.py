@@ -249,7 +249,8 @@ class BinanceExchange(Exchange):
         self._listener = listener
 
     async def start(self) -> None:
-        """Connect REST and streams; return after the first reconcile (or `start_timeout_s`).
+        """Connect REST and streams; return after the first reconcile attempt, whether it
+        succeeded or not (or after `start_timeout_s`).
 
         Raises ExchangeError when Binance cannot be reached at all.
         """
