@@ -8,6 +8,7 @@ starts the event sources with the hub as their publisher, and listens on one por
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import http
 import json
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 WS_PATH = "/ws"
 HEALTH_PATH = "/api/health"
 DEMO_USER = "demo"
+USER_WATCH_SECONDS = 1.0
+"""How often the server looks for users created by another process."""
 
 GC_THRESHOLDS = (700, 10, 100)
 """Garbage collection while the server runs. A full collection scans every object the process
@@ -89,6 +92,8 @@ class GinieServer:
         self._rest: RestApi | None = None
         self._commands: dict[str, CommandHandler] = {}
         self._attached: set[str] = set()
+        self._users: UserStore | None = None
+        self._user_watch: asyncio.Task[None] | None = None
         self._started_sources: list[Source] = []
         self._gc_thresholds: tuple[int, int, int] | None = None
 
@@ -127,6 +132,9 @@ class GinieServer:
         for source in self.sources:
             await source.start(hub)
             self._started_sources.append(source)
+        self._users = users
+        self._open_accounts()
+        self._user_watch = asyncio.create_task(self._watch_users(), name="user-watch")
         limits = config.limits
         self._ws_server = await serve(
             self._serve_ws,
@@ -151,6 +159,11 @@ class GinieServer:
     async def stop(self) -> None:
         """Close connections (1001), stop the sources, deliver what is pending, stop the WAL
         checkpointer, close the db (which checkpoints the rest) and restore the collector."""
+        watch, self._user_watch = self._user_watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         server, self._ws_server = self._ws_server, None
         if server is not None:
             server.close()
@@ -193,7 +206,9 @@ class GinieServer:
         if self._db is None:
             raise RuntimeError("the server is not started")
         with transaction(self._db):
-            return UserStore(self._db).create_token(user, self.clock.now_ms())
+            token = UserStore(self._db).create_token(user, self.clock.now_ms())
+        self._attach(user)
+        return token
 
     @property
     def host(self) -> str:
@@ -258,6 +273,23 @@ class GinieServer:
         await serve_connection(
             connection, connection.username, self.hub, self._commands, self.config.limits
         )
+
+    def _open_accounts(self) -> None:
+        """Give every user the sources have not seen yet its account (a user made by
+        `token create` trades from its creation, whether or not it ever connects)."""
+        if self._users is None:
+            return
+        for user in self._users.users():
+            self._attach(user)
+
+    async def _watch_users(self) -> None:
+        """Notice users created by another process (`ginie-server token create`)."""
+        while True:
+            await asyncio.sleep(USER_WATCH_SECONDS)
+            try:
+                self._open_accounts()
+            except sqlite3.Error:
+                log.exception("cannot read the users; trying again")
 
     def _attach(self, user: str) -> None:
         if user in self._attached:

@@ -73,4 +73,4 @@ async def test_two_users_never_receive_or_see_each_others_data(
             assert other not in str(snapshot["data"])
             metrics = (await http.get("/api/metrics", headers=headers)).json()
             assert metrics["user"] == owner
-    assert sorted(scripted.attached) == ["alice", "bob"]
+    assert sorted(scripted.attached) == ["alice", "bob", "demo"]

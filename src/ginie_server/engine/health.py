@@ -29,10 +29,12 @@ class EngineHealth:
         )
 
     def set_component(self, name: Component, status: Health, detail: str, now: int) -> bool:
-        """Set one component's health; True if its status changed."""
+        """Set one component's health; True if its status or detail changed (`since` is when
+        its status last changed)."""
         current: ComponentHealth = getattr(self.system, name)
-        if current.status == status:
+        if (current.status, current.detail) == (status, detail):
             return False
-        update = ComponentHealth(status=status, detail=detail, since=now)
+        since = current.since if current.status == status else now
+        update = ComponentHealth(status=status, detail=detail, since=since)
         self.system = self.system.model_copy(update={name: update})
         return True

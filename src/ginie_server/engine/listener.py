@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ginie_protocol.events import (
     ApiHealth,
     Balance,
+    Chain,
     Kline,
     MarkPrice,
     Order,
@@ -24,12 +25,13 @@ from ginie_protocol.events import (
 )
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle
-from ginie_server.engine.book import Marks, qty_step
+from ginie_server.engine.book import AccountBook, Marks, qty_step
 from ginie_server.engine.chains import ChainDesk
 from ginie_server.engine.outbox import Account, Publication
 
-LIQUIDATION_REASONS = frozenset({"liquidation", "auto-deleveraging"})
-"""Order reasons of a forced close; a chain flattened by one closes with that reason."""
+FORCED_CLOSES = frozenset({"liquidation", "auto-deleveraging", "settlement"})
+"""Order reasons of a close the exchange forced. Such an order and its fills belong to the live
+chain of its symbol, and a chain flattened by one closes with that reason."""
 
 
 @dataclass(slots=True)
@@ -66,8 +68,9 @@ class ExchangeListener:
             return
         now = self._clock.now_ms()
         chain = self._desk.chain_of_order(account, order.client_order_id)
-        if chain is not None:
-            order = order.model_copy(update={"chain_id": chain.chain_id})
+        owner = chain or self._forced_close_chain(account.book, order)
+        if owner is not None:
+            order = order.model_copy(update={"chain_id": owner.chain_id})
         account.book.put_order(order)
         account.queue(order)
         if chain is not None:
@@ -79,6 +82,9 @@ class ExchangeListener:
         if account is None:
             return
         chain = self._desk.chain_of_order(account, trade.client_order_id)
+        if chain is None:
+            order = account.book.orders.get(trade.order_id)
+            chain = self._forced_close_chain(account.book, order) if order else None
         if chain is not None:
             trade = trade.model_copy(update={"chain_id": chain.chain_id})
             account.put_chain(lifecycle.on_trade(chain, trade))
@@ -100,7 +106,7 @@ class ExchangeListener:
             now = self._clock.now_ms()
             last = book.last_order_of(position.symbol)
             forced = last.reason if last is not None else None
-            reason = forced if forced in LIQUIDATION_REASONS else "closed_outside"
+            reason = forced if forced in FORCED_CLOSES else "closed_outside"
             for chain in book.live_chains():
                 if chain.symbol == position.symbol:
                     self._desk.apply(account, lifecycle.on_flat(chain, str(reason), now), now)
@@ -121,3 +127,10 @@ class ExchangeListener:
 
     def on_health(self, health: ApiHealth) -> None:
         self._on_health(health)
+
+    @staticmethod
+    def _forced_close_chain(book: AccountBook, order: Order) -> Chain | None:
+        """The live chain a forced close (liquidation, ADL, settlement) of `order` ends."""
+        if order.reason not in FORCED_CLOSES:
+            return None
+        return next((c for c in book.live_chains() if c.symbol == order.symbol), None)

@@ -57,6 +57,8 @@ from ginie_server.storage.trading import TradingStore
 log = logging.getLogger(__name__)
 
 MARK_REFRESH_MS = 1_000
+HEALTH_EVERY_MS = 1_000
+"""Most often a change of request weight alone is published."""
 PRICE_SAVE_MS = 5_000
 
 
@@ -83,6 +85,8 @@ class TradingEngine:
         self._last_scan_at: int | None = None
         self._prices_saved_at = 0
         self.health = EngineHealth(exchange.name, clock.now_ms())
+        self._health_sent_at = 0
+        self._health_due = False
         self.persistence = Persistence(store)
         self.publication = Publication(self._accounts, self.persistence)
         self.executor = Executor(
@@ -226,6 +230,8 @@ class TradingEngine:
             await self._scan_all(now)
         for account in self._accounts.values():
             self._refresh_marks(account, now)
+        if self._health_due and now - self._health_sent_at >= HEALTH_EVERY_MS:
+            self._send_health()
         await self.settle()
         self._save_prices(now)
 
@@ -297,11 +303,21 @@ class TradingEngine:
     # ================================================================== health and prices
 
     def _on_health(self, health: ApiHealth) -> None:
-        """The exchange's API health: every user hears of it, and of the link's status."""
-        self.health.api = health
+        """The exchange's API health. A change of status or error reaches every user at once;
+        a new request weight alone at most once every `HEALTH_EVERY_MS` (the next pump)."""
+        previous, self.health.api = self.health.api, health
+        changed = (health.status, health.last_error) != (previous.status, previous.last_error)
+        self._set_component("exchange", health.status, health.last_error or self.exchange.name)
+        if changed or health.updated_at - self._health_sent_at >= HEALTH_EVERY_MS:
+            self._send_health()
+        else:
+            self._health_due = True
+
+    def _send_health(self) -> None:
+        self._health_due = False
+        self._health_sent_at = self.health.api.updated_at
         for account in self._accounts.values():
-            account.queue(health)
-        self._set_component("exchange", health.status, health.last_error or "")
+            account.queue(self.health.api)
 
     def _set_component(self, name: Component, status: Health, detail: str) -> None:
         """Change one component's health; every user hears of a change."""
