@@ -383,6 +383,13 @@ class GinieApp(App[None]):
             return
         if ack.ok:
             self.notify(f"{name} accepted", title="Command")
+        elif ack.error is not None and ack.error.code == "rate_limited":
+            wait_s = (ack.error.retry_after_ms or 0) / 1000
+            self.notify(
+                f"Too many commands at once: not run. Try again in {wait_s:.1f} s.",
+                title=f"{name} rate limited",
+                severity="warning",
+            )
         else:
             error = ack.error
             reason = f"{error.code}: {error.message}" if error else "refused"

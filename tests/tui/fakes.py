@@ -31,7 +31,8 @@ STALE = ConnectionStatus(ConnState.STALE, latency_ms=3.4, last_sync_at=T0 - 35_0
 
 
 class RecordedFeed:
-    """A FeedPort with a fixed status. Commands are recorded and answered `ok`; events reach
+    """A FeedPort with a fixed status. Commands are recorded and answered `ok` (or as
+    `answers` says); events reach
     the store only when the test calls `deliver`, as they would from the server. A symbol the
     console shows gets the dataset's `/api/market/{symbol}` answer once, as from the server."""
 
@@ -43,6 +44,8 @@ class RecordedFeed:
         self.markets_shown: list[str] = []
         self._markets_fetched: set[str] = set()
         self._ids = itertools.count(1)
+        self.answers: dict[str, Ack] = {}
+        """The ACK to answer a command with, by name, instead of `ok`."""
 
     def status(self) -> ConnectionStatus:
         return self.fixed
@@ -71,6 +74,9 @@ class RecordedFeed:
         if not self.fixed.live:
             raise CommandRefused(f"read-only while {self.fixed.state}")
         self.sent.append((name, dict(args)))
+        answer = self.answers.get(name)
+        if answer is not None:
+            return answer
         return Ack(id=f"c-{next(self._ids)}", ok=True, result={})
 
     def deliver(self, event: Any, now_ms: int = T0) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Static
 
-from ginie_protocol import COMMAND_ARGS, CommandArgsError, Topic, make_event
+from ginie_protocol import COMMAND_ARGS, Ack, AckError, CommandArgsError, Topic, make_event
 from ginie_protocol.events import CircuitBreaker, LifecycleEvent, MarkPrice, Trade
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.clock import ManualClock
@@ -113,6 +113,23 @@ async def test_trading_commands_wait_for_confirmation_and_no_sends_nothing() -> 
         await wait_for(lambda: not isinstance(app.screen, ConfirmModal))
         app.request_command("ginie.stop", {})
         await wait_for(lambda: feed.sent == [("ginie.stop", {})])
+
+
+async def test_a_rate_limited_command_is_shown_as_such() -> None:
+    feed = RecordedFeed(LIVE)
+    feed.answers["ginie.stop"] = Ack(
+        id="c-1",
+        ok=False,
+        error=AckError(code="rate_limited", message="over budget", retry_after_ms=1500),
+    )
+    app = app_with(feed)
+    async with app.run_test(size=SIZE):
+        await wait_for(lambda: feed.listener is not None)
+        app.request_command("ginie.stop", {})
+        await wait_for(lambda: any("rate limited" in n for n in notes(app)))
+        assert notes(app)[-1] == (
+            "ginie.stop rate limited: Too many commands at once: not run. Try again in 1.5 s."
+        )
 
 
 @pytest.mark.parametrize("status", [RECONNECTING, POLLING])
