@@ -19,7 +19,9 @@ The reader decodes each client frame: `subscribe` goes to the hub, `command` to 
 closed with 1008. Oversized frames are closed with 1009 by websockets itself (`max_size`).
 Commands also spend from the connection's `CommandBucket`: one over it is answered `ok: false`,
 code `rate_limited`, with the time to retry, and is not run; past `command_flood_limit` such
-refusals within the error window the connection is closed with 1008 too.
+refusals within the error window the connection is closed with 1008 too. After each frame
+the reader yields to the event loop, so a connection with many frames already buffered takes
+turns with everyone else's events instead of holding the loop until it has read them all.
 """
 
 from __future__ import annotations
@@ -274,6 +276,7 @@ async def serve_connection(
             if reason is not None:
                 await ws.close(CLOSE_POLICY_VIOLATION, reason)
                 break
+            await asyncio.sleep(0)  # take turns: see the module docstring
     except ConnectionClosed:
         pass
     finally:
