@@ -6,11 +6,14 @@ counts request weight per minute (`X-MBX-USED-WEIGHT-1M`) and orders per interva
 (`X-MBX-ORDER-COUNT-10S`, `-1M`); past a limit it answers HTTP 429, and an IP that goes on
 calling is banned with HTTP 418. Both answers carry `Retry-After` (seconds): until then the
 caller sends nothing at all, so a 429 never grows into a ban.
+
+`backoff` is the jittered exponential delay of the link's retries and reconnects.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,6 +23,12 @@ RATE_LIMITED = 429
 BANNED = 418
 DEFAULT_RETRY_AFTER_S = {RATE_LIMITED: 60.0, BANNED: 120.0}
 """How long to hold back when a 429 or 418 comes without a usable `Retry-After`."""
+
+
+def backoff(attempt: int, bounds: tuple[float, float]) -> float:
+    """A jittered exponential delay: between `low` and `low * 2**attempt`, at most `high`."""
+    low, high = bounds
+    return random.uniform(low, min(high, low * 2**attempt))
 
 
 def _retry_after(value: str | None, default: float) -> float:
