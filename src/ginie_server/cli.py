@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -194,9 +195,25 @@ def _setup_logging(level: str) -> None:
 def _run_server(config: ServerConfig) -> int:
     _setup_logging(config.log_level)
     try:
-        return asyncio.run(_serve(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(_serve(config))
     except KeyboardInterrupt:
         return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed, else asyncio's own.
+
+    Measured (docs/performance.md, finding 12): about 3 % less CPU per delivery and lower
+    latency tails on uvloop. `GINIE_LOOP=asyncio` keeps asyncio's loop.
+    """
+    if os.environ.get("GINIE_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(config: ServerConfig) -> int:

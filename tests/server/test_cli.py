@@ -160,3 +160,14 @@ def test_tls_serves_https(tmp_path: Path) -> None:
         trust = ssl.create_default_context(cafile=str(cert))
         answer = httpx.get(proc.url + "/api/health", verify=trust, timeout=5)
         assert answer.status_code == 200
+
+
+def test_the_server_runs_on_uvloop_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvloop
+
+    from ginie_server import cli
+
+    monkeypatch.delenv("GINIE_LOOP", raising=False)
+    assert cli._loop_factory() is uvloop.new_event_loop
+    monkeypatch.setenv("GINIE_LOOP", "asyncio")
+    assert cli._loop_factory() is None
