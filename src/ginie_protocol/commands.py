@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ginie_protocol.events import Mode
+from ginie_protocol.events import Mode, Side
 
 
 class CommandArgs(BaseModel):
@@ -79,6 +79,41 @@ class PositionClose(CommandArgs):
     symbol: str = Field(min_length=1, max_length=32)
 
 
+class OrderPlace(CommandArgs):
+    """A manual trade: an entry by quantity or by USDT notional, with optional exits.
+
+    The server checks it against the exchange's filters (tick size, step size, minimum
+    notional, margin) before anything is sent; this model checks only its shape."""
+
+    symbol: str = Field(min_length=1, max_length=32)
+    side: Side
+    type: Literal["MARKET", "LIMIT"]
+    quantity: float | None = Field(default=None, gt=0)
+    notional: float | None = Field(default=None, gt=0)
+    """Size in USDT instead of `quantity`: the quantity is notional / price."""
+    price: float | None = Field(default=None, gt=0)
+    """The limit price; LIMIT only."""
+    take_profit: float | None = Field(default=None, gt=0)
+    stop_loss: float | None = Field(default=None, gt=0)
+    leverage: int | None = Field(default=None, ge=1, le=125)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OrderPlace:
+        if (self.quantity is None) == (self.notional is None):
+            raise ValueError("give exactly one of quantity or notional")
+        if self.type == "LIMIT" and self.price is None:
+            raise ValueError("price: a LIMIT order needs a price")
+        if self.type == "MARKET" and self.price is not None:
+            raise ValueError("price: a MARKET order takes no price")
+        return self
+
+
+class AccountFlatten(CommandArgs):
+    """The kill switch: stop the autopilot, cancel every open order, close every position."""
+
+    stop_autopilot: bool = True
+
+
 CommandName = Literal[
     "signal.approve",
     "signal.reject",
@@ -90,6 +125,8 @@ CommandName = Literal[
     "autopilot.set_rules",
     "order.cancel",
     "position.close",
+    "order.place",
+    "account.flatten",
 ]
 
 COMMAND_ARGS: dict[str, type[CommandArgs]] = {
@@ -103,11 +140,21 @@ COMMAND_ARGS: dict[str, type[CommandArgs]] = {
     "autopilot.set_rules": SetRules,
     "order.cancel": OrderCancel,
     "position.close": PositionClose,
+    "order.place": OrderPlace,
+    "account.flatten": AccountFlatten,
 }
 """Every command of the contract and the model of its arguments."""
 
 TRADING_COMMANDS: frozenset[str] = frozenset(
-    {"signal.approve", "order.cancel", "position.close", "ginie.start", "circuit_breaker.reset"}
+    {
+        "signal.approve",
+        "order.cancel",
+        "position.close",
+        "ginie.start",
+        "circuit_breaker.reset",
+        "order.place",
+        "account.flatten",
+    }
 )
 """Commands that can open, close or cancel trades: the console confirms these first."""
 

@@ -59,6 +59,8 @@ class PlaceOrder:
     quantity: float
     stop_price: float | None = None
     reduce_only: bool = False
+    price: float | None = None
+    """The limit price of a LIMIT order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,8 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A trade to open: an entry at market with up to two take-profits and a stop-loss."""
+    """A trade to open: an entry (at market, or a limit) with up to two take-profits and a
+    stop-loss; a manual trade may have neither."""
 
     symbol: str
     direction: Literal["LONG", "SHORT"]
@@ -102,9 +105,12 @@ class Plan:
     strategy: str
     signal_id: str | None
     quantity: float
-    take_profit: float
-    stop_loss: float
+    take_profit: float | None
+    stop_loss: float | None
     reference_price: float
+    entry_type: Literal["MARKET", "LIMIT"] = "MARKET"
+    entry_price: float | None = None
+    """The limit price of a LIMIT entry."""
 
 
 def take_profit_quantities(total: float, levels: int, qty_step: float) -> list[float]:
@@ -117,7 +123,10 @@ def take_profit_quantities(total: float, levels: int, qty_step: float) -> list[f
 
 
 def take_profit_prices(plan: Plan, qty_step: float) -> list[float]:
-    """The take-profit levels: midway to the target and the target, or the target alone."""
+    """The take-profit levels: midway to the target and the target, or the target alone
+    (none without a target)."""
+    if plan.take_profit is None:
+        return []
     if len(take_profit_quantities(plan.quantity, 2, qty_step)) == 1:
         return [plan.take_profit]
     return [plan.reference_price + (plan.take_profit - plan.reference_price) / 2, plan.take_profit]
@@ -138,7 +147,7 @@ def open_chain(chain_id: str, plan: Plan, take_profits: list[float], now: int) -
         status="pending",
         entry_client_order_id=client_id(chain_id, "E"),
         take_profit_client_order_ids=[client_id(chain_id, r) for r in tp_roles],
-        stop_loss_client_order_id=client_id(chain_id, "SL"),
+        stop_loss_client_order_id=client_id(chain_id, "SL") if plan.stop_loss else None,
         quantity=plan.quantity,
         remaining_qty=0.0,
         take_profit_prices=list(take_profits),
@@ -146,7 +155,12 @@ def open_chain(chain_id: str, plan: Plan, take_profits: list[float], now: int) -
         opened_at=now,
     )
     entry = PlaceOrder(
-        chain.entry_client_order_id, plan.symbol, entry_side, "MARKET", plan.quantity
+        chain.entry_client_order_id,
+        plan.symbol,
+        entry_side,
+        plan.entry_type,
+        plan.quantity,
+        price=plan.entry_price,
     )
     step = Step(
         "created",
@@ -262,7 +276,8 @@ def _on_entry(chain: Chain, order: Order, qty_step: float, now: int) -> Transiti
         opened = chain.model_copy(
             update={"status": "open", "entry_price": order.avg_price, "remaining_qty": filled}
         )
-        qtys = take_profit_quantities(filled, len(chain.take_profit_prices), qty_step)
+        levels = len(chain.take_profit_prices)
+        qtys = take_profit_quantities(filled, levels, qty_step) if levels else []
         step = Step(
             "entry_filled",
             f"entry filled {filled} at {order.avg_price}",

@@ -86,6 +86,7 @@ class Executor:
             type=action.type,
             quantity=action.quantity,
             client_order_id=action.client_order_id,
+            price=action.price,
             stop_price=action.stop_price,
             reduce_only=action.reduce_only,
         )

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 
+from ginie_protocol.commands import AccountFlatten, OrderPlace
 from ginie_protocol.events import (
     ApiHealth,
     Health,
@@ -42,10 +43,11 @@ from ginie_server.domain import modes
 from ginie_server.domain.signals import ModeProfile, Verdict, evaluate
 from ginie_server.engine.book import AccountBook, Marks
 from ginie_server.engine.chains import ChainDesk
-from ginie_server.engine.commands import CommandHandlers
+from ginie_server.engine.commands import CommandHandlers, typed
 from ginie_server.engine.execution import Executor
 from ginie_server.engine.health import Component, EngineHealth
 from ginie_server.engine.listener import ExchangeListener, MarketWatch
+from ginie_server.engine.manual import ManualTrading
 from ginie_server.engine.outbox import Account, Publication
 from ginie_server.engine.persistence import Persistence
 from ginie_server.engine.snapshots import market_snapshot, snapshot_providers
@@ -94,7 +96,7 @@ class TradingEngine:
         )
         self.desk = ChainDesk(exchange, self.persistence, self.executor, self.marks, clock)
         self.snapshots = snapshot_providers(self._accounts, self._new_book, self.health)
-        self.commands = CommandHandlers(
+        handlers = CommandHandlers(
             account_of=self._command_account,
             settle=self.settle,
             exchange=exchange,
@@ -102,7 +104,20 @@ class TradingEngine:
             executor=self.executor,
             persistence=self.persistence,
             clock=clock,
-        ).table
+        )
+        manual = ManualTrading(
+            account_of=self._command_account,
+            settle=self.settle,
+            exchange=exchange,
+            desk=self.desk,
+            marks=self.marks,
+            clock=clock,
+        )
+        self.commands = {
+            **handlers.table,
+            "order.place": typed(OrderPlace, manual.order_place),
+            "account.flatten": typed(AccountFlatten, manual.account_flatten),
+        }
         self.listener = ExchangeListener(
             self._accounts,
             self.desk,
