@@ -219,6 +219,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _serve(config: ServerConfig) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.debug("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     server = GinieServer(config)
