@@ -30,7 +30,8 @@ from ginie_server.exchange.base import ExchangeError
 from ginie_server.hub import Hub
 from ginie_server.rest import RestAnswer, RestApi
 from ginie_server.sources import CommandHandler, SnapshotProvider, Source
-from ginie_server.storage.db import WalCheckpointer, open_database, transaction
+from ginie_server.storage.backend import Database, dialect_of, open_any
+from ginie_server.storage.db import WalCheckpointer, transaction
 from ginie_server.storage.trading import TradingStore
 from ginie_server.storage.users import UserStore
 from ginie_server.throttle import AuthThrottle, retry_after_seconds
@@ -52,7 +53,7 @@ collections come 10x less often than Python's default (700, 10, 10). The young g
 keeps the default, so its collections stay short."""
 
 
-def build_sources(config: ServerConfig, db: sqlite3.Connection, clock: Clock) -> list[Source]:
+def build_sources(config: ServerConfig, db: Database, clock: Clock) -> list[Source]:
     """The event sources of `--exchange`: what the server publishes."""
     if config.exchange == "paper":
         return [build_paper_engine(db, clock, seed=config.seed, speed=config.speed)]
@@ -84,7 +85,7 @@ class GinieServer:
         self.sources: list[Source] = []
         self.demo_token: str | None = None
         """The token of `demo` when this start created it (an empty database), else None."""
-        self._db: sqlite3.Connection | None = None
+        self._db: Database | None = None
         self._checkpointer: WalCheckpointer | None = None
         self._hub: Hub | None = None
         self._ws_server: Server | None = None
@@ -109,9 +110,10 @@ class GinieServer:
 
     async def _start(self) -> None:
         config = self.config
-        db = self._db = open_database(config.db_path)
-        self._checkpointer = WalCheckpointer(db)
-        self._checkpointer.start()
+        db = self._db = open_any(config.database)
+        if isinstance(db, sqlite3.Connection):
+            self._checkpointer = WalCheckpointer(db)
+            self._checkpointer.start()
         users = UserStore(db)
         if not users.has_users():
             with transaction(db):
@@ -284,11 +286,13 @@ class GinieServer:
 
     async def _watch_users(self) -> None:
         """Notice users created by another process (`ginie-server token create`)."""
+        assert self._db is not None
+        errors = dialect_of(self._db).errors
         while True:
             await asyncio.sleep(USER_WATCH_SECONDS)
             try:
                 self._open_accounts()
-            except sqlite3.Error:
+            except errors:
                 log.exception("cannot read the users; trying again")
 
     def _attach(self, user: str) -> None:

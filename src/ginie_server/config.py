@@ -63,6 +63,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     db_path: Path = Path("ginie.db")
+    db_url: str | None = None
+    """A `postgresql://` URL: the database is PostgreSQL's, and `db_path` is not used."""
     exchange: ExchangeName = "paper"
     seed: int = 0
     speed: float = 1.0
@@ -72,6 +74,11 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     limits: Limits = Limits()
+
+    @property
+    def database(self) -> str | Path:
+        """What `storage.backend.open_any` opens: the PostgreSQL URL, else the SQLite file."""
+        return self.db_url if self.db_url is not None else self.db_path
 
     @property
     def tls(self) -> bool:

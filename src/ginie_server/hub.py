@@ -18,7 +18,6 @@ Every method runs on the event loop thread and returns without waiting on any cl
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +29,7 @@ from ginie_server.fanout import CLOSE_SLOW_CONSUMER, Connection, FanOut, Subscri
 from ginie_server.journal import Journal, StateWrite
 from ginie_server.metrics import MetricsBook, UserMetrics
 from ginie_server.sources import MarketData
+from ginie_server.storage.backend import Database
 
 __all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Hub", "SubscriptionError"]
 
@@ -40,7 +40,7 @@ RETRY_SECONDS = 0.5
 class Hub:
     """Per-user sequencing, durability, replay and fan-out. Implements `sources.Publisher`."""
 
-    def __init__(self, db: sqlite3.Connection, *, clock: Clock, limits: Limits | None = None):
+    def __init__(self, db: Database, *, clock: Clock, limits: Limits | None = None):
         self._clock = clock
         self._limits = limits or Limits()
         self._metrics = MetricsBook()

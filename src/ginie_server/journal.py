@@ -9,8 +9,14 @@ is not on disk, and no state is on disk without the events that describe it.
 
 If the transaction fails it is rolled back whole and the unit of work is kept, so a retry
 (`commit()` again, which the hub schedules) writes all of it, in order, together with what was
-staged meanwhile. Staged writes must therefore be idempotent (`INSERT OR REPLACE`, keyed
-deletes, rows with their ids given).
+staged meanwhile. Staged writes must therefore be idempotent (upserts, keyed deletes, rows
+with their ids given). On PostgreSQL a commit can fail after it took effect (the connection
+broke during `COMMIT`): before a retry the journal looks for the last event of the failed
+attempt in the log, and if it is there, that attempt committed; it is delivered, not
+written twice.
+
+The journal runs on either backend (`storage.backend.Database`): an `sqlite3.Connection` or
+a `storage.postgres.PostgresDatabase`.
 
 The journal also holds each user's replay ring (the last `replay_window` events in memory) and
 plans a resume: the frames a client missed, from the ring or from the durable log, or the
@@ -23,7 +29,6 @@ commit could see uncommitted events; every reader commits first (`Hub` does).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ from ginie_protocol.envelope import ResumePoint, Resync, encode, make_event
 from ginie_protocol.events import WireModel, spec_of
 from ginie_server.clock import Clock
 from ginie_server.config import Limits
+from ginie_server.storage.backend import Database, dialect_of
 from ginie_server.storage.db import StateWrite, read_epoch
 from ginie_server.storage.event_log import EventLog, LogRow
 
@@ -75,13 +81,23 @@ class _UnitOfWork:
     def __bool__(self) -> bool:
         return bool(self.writes or self.rows)
 
+    def size(self) -> tuple[int, int, int]:
+        return len(self.writes), len(self.rows), len(self.events)
+
+    def take(self, size: tuple[int, int, int]) -> Committed:
+        """Drop the first `size` writes, rows and events (committed already); their events."""
+        writes, rows, events = size
+        done = self.events[:events]
+        del self.writes[:writes], self.rows[:rows], self.events[:events]
+        return done
+
 
 class Journal:
     """Sequencing, the unit of work and its commit, the replay ring and the resume plan."""
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Database,
         *,
         clock: Clock,
         limits: Limits,
@@ -90,8 +106,12 @@ class Journal:
         self._db = db
         self._clock = clock
         self._limits = limits
+        self._errors = dialect_of(db).errors
         self._log = EventLog(db)
         self._epoch = read_epoch(db)
+        self._unsure: tuple[int, int, int] | None = None
+        """The size of the unit of work when its `COMMIT` itself failed: it may have taken
+        effect (found out before the next attempt)."""
         self._users: dict[str, _UserLog] = {}
         self._work = _UnitOfWork()
         self.on_commit = on_commit
@@ -146,6 +166,10 @@ class Journal:
             return True
         db = self._db
         try:
+            if self._unsure is not None:
+                self._drop_committed_attempt(work, self._unsure)
+                if not work:
+                    return True
             if db.in_transaction:
                 log.warning("a write outside the journal is committed with its unit of work")
             for op in work.writes:
@@ -154,16 +178,40 @@ class Journal:
                 self._log.append_many(work.rows)
             for user, seq in work.prune_due.items():
                 self._log.prune(user, self._limits.log_keep, seq)
+        except self._errors:
+            return self._failed()
+        try:
             db.commit()
-        except sqlite3.Error:
-            log.exception("journal commit failed; the unit of work is kept for a retry")
-            db.rollback()
-            return False
+        except self._errors:
+            self._unsure = work.size()
+            return self._failed()
         self._work = _UnitOfWork()
         self.commits += 1
         if work.events and self.on_commit is not None:
             self.on_commit(work.events)
         return True
+
+    def _failed(self) -> bool:
+        log.exception("journal commit failed; the unit of work is kept for a retry")
+        self._db.rollback()
+        return False
+
+    def _drop_committed_attempt(self, work: _UnitOfWork, attempt: tuple[int, int, int]) -> None:
+        """If the commit of the first `attempt` items of `work` failed but took effect after
+        all, take them out of `work` and deliver their events."""
+        rows = attempt[1]
+        committed = False
+        if rows > 0:
+            user, seq, *_, frame = work.rows[rows - 1]
+            committed = self._log.frame_at(user, seq) == frame
+        self._unsure = None
+        if not committed:
+            return
+        log.warning("the journal commit that failed had taken effect; delivering it")
+        done = work.take(attempt)
+        self.commits += 1
+        if done and self.on_commit is not None:
+            self.on_commit(done)
 
     # ------------------------------------------------------------------ reads
 

@@ -14,14 +14,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from ginie_protocol.events import Balance, Order, Position, Topic
 from ginie_server.clock import Clock
 from ginie_server.engine.book import KEPT_CHAINS, KEPT_ORDERS, KEPT_TRADES, AccountBook
 from ginie_server.engine.snapshots import ENGINE_TOPICS
 from ginie_server.engine.trading import TradingEngine
 from ginie_server.exchange.paper import AccountLoader, PaperAccountState, PaperExchange
+from ginie_server.storage.backend import Database
 from ginie_server.storage.trading import TradingStore
 
 __all__ = [
@@ -66,7 +65,7 @@ def paper_account_loader(store: TradingStore) -> AccountLoader:
 
 
 def build_paper_engine(
-    db: sqlite3.Connection,
+    db: Database,
     clock: Clock,
     *,
     seed: int,

@@ -1,5 +1,6 @@
 """Opening the SQLite database, the schema migrations every repository registers, and the
-background WAL checkpointer.
+background WAL checkpointer. (PostgreSQL's side is `storage.postgres`; the seam between the
+two is `storage.backend`.)
 
 One `sqlite3.Connection` serves the whole server (the hub and the sources run on one event
 loop). It runs in WAL mode with `synchronous=NORMAL` and foreign keys on, and in Python's
@@ -11,6 +12,7 @@ Each part of the server owns a *component* of the schema: an ordered list of mig
 scripts or functions of the connection). `migrate(conn, component, migrations)` applies the ones
 not applied yet, in one transaction each, and records the component's version in
 `schema_versions`. Adding a table later means appending a migration, never editing an old one.
+A component has one list per engine; `migrate_schema` runs the one of the database given.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+from ginie_server.storage.backend import Database, ServerDatabase
 
 log = logging.getLogger(__name__)
 
 Migration = str | Callable[[sqlite3.Connection], None]
 """One schema step: an SQL script, or a function that runs its own statements."""
 
-StateWrite = Callable[[sqlite3.Connection], None]
+StateWrite = Callable[[Database], None]
 """One staged write: run inside the journal's transaction (perhaps more than once, after a
 failed commit, so it must be idempotent)."""
 
@@ -95,7 +100,7 @@ def open_database(path: str | Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         migrate(conn, "core", CORE_MIGRATIONS)
-        _ensure_epoch(conn)
+        ensure_epoch(conn)
     except (sqlite3.Error, DatabaseError) as exc:
         conn.close()
         if isinstance(exc, DatabaseError):
@@ -104,23 +109,42 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[Migration]) -> None:
-    """Apply the migrations of `component` that this database has not seen yet, in order."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_versions ("
-        "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-    )
-    conn.commit()
+CREATE_SCHEMA_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_versions ("
+    "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+RECORD_VERSION = (
+    "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
+    "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
+)
+
+Step = TypeVar("Step")
+
+
+def steps_to_apply(
+    conn: Database, component: str, migrations: Sequence[Step]
+) -> list[tuple[int, Step]]:
+    """The migrations of `component` not applied yet, with the version each brings.
+
+    Raises DatabaseError when the database is newer than these migrations.
+    """
     row = conn.execute(
         "SELECT version FROM schema_versions WHERE component = ?", (component,)
     ).fetchone()
-    applied = row[0] if row else 0
+    applied = int(row[0]) if row else 0
     if applied > len(migrations):
         raise DatabaseError(
             f"database schema {component!r} is version {applied}, newer than this server "
             f"({len(migrations)})"
         )
-    for version, step in enumerate(migrations[applied:], start=applied + 1):
+    return list(enumerate(migrations[applied:], start=applied + 1))
+
+
+def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[Migration]) -> None:
+    """Apply the migrations of `component` that this database has not seen yet, in order."""
+    conn.execute(CREATE_SCHEMA_VERSIONS)
+    conn.commit()
+    for version, step in steps_to_apply(conn, component, migrations):
         try:
             conn.execute("BEGIN")
             if isinstance(step, str):
@@ -128,19 +152,26 @@ def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[Migra
                     conn.execute(statement)
             else:
                 step(conn)
-            conn.execute(
-                "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
-                "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                (component, version),
-            )
+            conn.execute(RECORD_VERSION, (component, version))
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
 
 
+def migrate_schema(
+    db: Database, component: str, sqlite: Sequence[Migration], postgresql: Sequence[str]
+) -> None:
+    """Apply the migrations of `component` for the engine `db` runs on."""
+    if isinstance(db, ServerDatabase):
+        db.migrate(component, postgresql)
+    else:
+        assert isinstance(db, sqlite3.Connection)
+        migrate(db, component, sqlite)
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: Database) -> Iterator[Database]:
     """Run an administrative change (users, tokens) in one transaction of its own.
 
     The journal commits the engine's state and events; this commits what is neither, on a
@@ -172,14 +203,16 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _ensure_epoch(conn: sqlite3.Connection) -> None:
+def ensure_epoch(conn: Database) -> None:
+    """Give a new database its random epoch (an existing one keeps its own)."""
     conn.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_hex(8),)
+        "INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING",
+        (secrets.token_hex(8),),
     )
     conn.commit()
 
 
-def read_epoch(conn: sqlite3.Connection) -> str:
+def read_epoch(conn: Database) -> str:
     """The epoch of this database: it changes only with a new database."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
     if row is None:

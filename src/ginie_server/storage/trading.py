@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from ginie_protocol.events import LifecycleEvent, Topic, WireModel
-from ginie_server.storage.db import StateWrite, migrate
+from ginie_server.storage.backend import Database, dialect_of
+from ginie_server.storage.db import StateWrite, migrate_schema
 
 TRADING_MIGRATIONS = (
     """
@@ -60,28 +60,70 @@ TRADING_MIGRATIONS = (
     """,
 )
 
+POSTGRES_TRADING_MIGRATIONS = (
+    """
+    CREATE TABLE trading_state (
+        "user" TEXT COLLATE "C" NOT NULL,
+        topic TEXT COLLATE "C" NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
+        data TEXT NOT NULL,
+        finished BIGINT,
+        PRIMARY KEY ("user", topic, key)
+    );
+    CREATE INDEX trading_state_live ON trading_state("user", finished);
+    CREATE INDEX trading_state_finished ON trading_state("user", topic, finished);
+    CREATE TABLE trade_lifecycle_events (
+        id BIGINT PRIMARY KEY,
+        "user" TEXT COLLATE "C" NOT NULL,
+        chain_id TEXT COLLATE "C" NOT NULL,
+        symbol TEXT NOT NULL,
+        step TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details TEXT NOT NULL,
+        time BIGINT NOT NULL
+    );
+    CREATE INDEX lifecycle_by_user_chain ON trade_lifecycle_events("user", chain_id, id);
+    CREATE TABLE paper_prices (
+        symbol TEXT COLLATE "C" PRIMARY KEY,
+        price DOUBLE PRECISION NOT NULL,
+        time BIGINT NOT NULL
+    );
+    """,
+)
+"""The same tables on PostgreSQL, as SQLite's migrations leave them (lifecycle ids are always
+given by the engine, so that column needs no sequence)."""
+
 INTERNAL = "_engine"
 """The topic under which the engine keeps its internal books."""
 
 FINISHING_TOPICS = (Topic.CHAIN_UPDATE, Topic.SIGNAL_UPDATE)
-
-PUT_ITEM = (
-    "INSERT OR REPLACE INTO trading_state (user, topic, key, data, finished) VALUES (?, ?, ?, ?, ?)"
-)
-DELETE_ITEM = "DELETE FROM trading_state WHERE user = ? AND topic = ? AND key = ?"
-PUT_INTERNAL = "INSERT OR REPLACE INTO trading_state (user, topic, key, data) VALUES (?, ?, '', ?)"
-PUT_LIFECYCLE = (
-    "INSERT OR REPLACE INTO trade_lifecycle_events "
-    "(id, user, chain_id, symbol, step, message, details, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-PUT_PRICE = "INSERT OR REPLACE INTO paper_prices (symbol, price, time) VALUES (?, ?, ?)"
-
-
-def _run(db: sqlite3.Connection, statement: str, args: tuple[Any, ...]) -> None:
-    db.execute(statement, args)
-
-
 """Topics whose items finish: their finished rows carry a rank (see the module docstring)."""
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    """An insert that replaces the row with the same `key` (the same on both engines)."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+STATE_KEY = ('"user"', "topic", "key")
+PUT_ITEM = _upsert("trading_state", (*STATE_KEY, "data", "finished"), STATE_KEY)
+DELETE_ITEM = 'DELETE FROM trading_state WHERE "user" = ? AND topic = ? AND key = ?'
+PUT_LIFECYCLE = _upsert(
+    "trade_lifecycle_events",
+    ("id", '"user"', "chain_id", "symbol", "step", "message", "details", "time"),
+    ("id",),
+)
+PUT_PRICE = _upsert("paper_prices", ("symbol", "price", "time"), ("symbol",))
+
+
+def _run(db: Database, statement: str, args: tuple[Any, ...]) -> None:
+    db.execute(statement, args)
 
 
 @dataclass(slots=True)
@@ -99,19 +141,24 @@ class TradingStore:
     """Reads the engine's tables. Its writes are `StateWrite`s for the journal's unit of work:
     made here, run and committed by the journal, never here."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self.conn = conn
-        migrate(conn, "trading", TRADING_MIGRATIONS)
+        migrate_schema(conn, "trading", TRADING_MIGRATIONS, POSTGRES_TRADING_MIGRATIONS)
+        self._load_live = (
+            "SELECT topic, key, data FROM trading_state "
+            f"{dialect_of(conn).indexed_by('trading_state_live')}"
+            'WHERE "user" = ? AND finished IS NULL'
+        )
 
     def users(self) -> list[str]:
         """Users the engine holds state for."""
-        rows = self.conn.execute("SELECT DISTINCT user FROM trading_state ORDER BY user")
+        rows = self.conn.execute('SELECT DISTINCT "user" FROM trading_state ORDER BY "user"')
         return [r[0] for r in rows]
 
     def get(self, user: str, topic: str, key: str) -> str | None:
         """One item's state as JSON, or None."""
         row = self.conn.execute(
-            "SELECT data FROM trading_state WHERE user = ? AND topic = ? AND key = ?",
+            'SELECT data FROM trading_state WHERE "user" = ? AND topic = ? AND key = ?',
             (user, topic, key),
         ).fetchone()
         return row[0] if row else None
@@ -138,8 +185,8 @@ class TradingStore:
 
     @staticmethod
     def put_internal(user: str, data: dict[str, Any]) -> StateWrite:
-        args = (user, INTERNAL, json.dumps(data))
-        return lambda db: _run(db, PUT_INTERNAL, args)
+        args = (user, INTERNAL, "", json.dumps(data), None)
+        return lambda db: _run(db, PUT_ITEM, args)
 
     @staticmethod
     def insert_lifecycle(row: LifecycleEvent, user: str) -> StateWrite:
@@ -161,7 +208,7 @@ class TradingStore:
         """Keep the market's last prices."""
         rows = [(s, p, time) for s, p in prices.items()]
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: Database) -> None:
             db.executemany(PUT_PRICE, rows)
 
         return write
@@ -170,24 +217,23 @@ class TradingStore:
         """A user's published items and internal books: every live item, and of the finished
         ones the newest `finished_limit` per topic (all of them with None)."""
         state = StoredState()
-        rows = self.conn.execute(
-            "SELECT topic, key, data FROM trading_state INDEXED BY trading_state_live "
-            "WHERE user = ? AND finished IS NULL",
-            (user,),
-        )
+        rows = self.conn.execute(self._load_live, (user,))
         for topic, key, data in rows:
             if topic == INTERNAL:
                 state.internal = json.loads(data)
             else:
                 state.topics.setdefault(topic, {})[key] = data
-        limit = -1 if finished_limit is None else finished_limit
+        newest_first = (
+            "SELECT key, data, finished FROM trading_state "
+            'WHERE "user" = ? AND topic = ? AND finished IS NOT NULL '
+            "ORDER BY finished DESC, key DESC"
+        )
         for topic in FINISHING_TOPICS:
-            newest = self.conn.execute(
-                "SELECT key, data, finished FROM trading_state "
-                "WHERE user = ? AND topic = ? AND finished IS NOT NULL "
-                "ORDER BY finished DESC, key DESC LIMIT ?",
-                (user, topic, limit),
-            ).fetchall()
+            if finished_limit is None:
+                newest = self.conn.execute(newest_first, (user, topic)).fetchall()
+            else:
+                query = newest_first + " LIMIT ?"
+                newest = self.conn.execute(query, (user, topic, finished_limit)).fetchall()
             for key, data, rank in reversed(newest):
                 state.topics.setdefault(topic, {})[key] = data
                 state.ranks.setdefault(topic, {})[key] = rank
@@ -197,7 +243,7 @@ class TradingStore:
         """A user's lifecycle rows, oldest first, optionally of one chain."""
         query = (
             "SELECT id, chain_id, symbol, step, message, details, time "
-            "FROM trade_lifecycle_events WHERE user = ?"
+            'FROM trade_lifecycle_events WHERE "user" = ?'
         )
         args: tuple[str, ...] = (user,)
         if chain_id is not None:

@@ -14,8 +14,9 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
+
+from ginie_server.storage.backend import Database
 
 USER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TOKEN_PREFIX = "ginie_"
@@ -50,7 +51,7 @@ class UserStore:
     """Users and tokens in the shared database. Writes commit with the caller's transaction
     (`storage.db.transaction`), never here."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def has_users(self) -> bool:
@@ -64,10 +65,11 @@ class UserStore:
         check_user_name(user)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._conn.execute(
-            "INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)", (user, now_ms)
+            "INSERT INTO users (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (user, now_ms),
         )
         self._conn.execute(
-            "INSERT INTO tokens (user, token_hash, created_at) VALUES (?, ?, ?)",
+            'INSERT INTO tokens ("user", token_hash, created_at) VALUES (?, ?, ?)',
             (user, _hash(token), now_ms),
         )
         return token
@@ -75,14 +77,14 @@ class UserStore:
     def revoke(self, user: str, now_ms: int) -> int:
         """Revoke every live token of `user`; return how many were revoked."""
         cursor = self._conn.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE user = ? AND revoked_at IS NULL",
+            'UPDATE tokens SET revoked_at = ? WHERE "user" = ? AND revoked_at IS NULL',
             (now_ms, user),
         )
         return cursor.rowcount
 
     def tokens(self) -> list[TokenInfo]:
         rows = self._conn.execute(
-            "SELECT id, user, created_at, revoked_at FROM tokens ORDER BY user, id"
+            'SELECT id, "user", created_at, revoked_at FROM tokens ORDER BY "user", id'
         )
         return [TokenInfo(*row) for row in rows]
 
@@ -92,7 +94,7 @@ class UserStore:
             return None
         presented = _hash(token)
         row = self._conn.execute(
-            "SELECT user, token_hash FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            'SELECT "user", token_hash FROM tokens WHERE token_hash = ? AND revoked_at IS NULL',
             (presented,),
         ).fetchone()
         if row is None or not hmac.compare_digest(row[1], presented):

@@ -1,0 +1,68 @@
+"""Fixtures of the tests that run on both backends.
+
+- `pg_cluster` (session): a throwaway PostgreSQL cluster, started at first use and stopped at
+  the end. Without PostgreSQL's binaries the tests that need it are skipped, with the reason,
+  unless `GINIE_REQUIRE_CLUSTER=1` (CI), where they fail.
+- `backend`: parametrized, `sqlite` and `postgresql` (marked `postgres`): a fresh database.
+- `server` and `hub` override the suite's own on that backend, so tests of `tests/server`
+  imported here run on both engines unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from ginie_server.clock import ManualClock
+from ginie_server.hub import Hub
+from tests.cluster.pg import REQUIRE_ENV, Backend, PgCluster, pg_bindir
+from tests.harness import RunningServer, ScriptedSource, running_server
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    bindir = pg_bindir()
+    if bindir is None:
+        reason = "PostgreSQL's initdb and pg_ctl are not installed (apt-get install postgresql)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires them")
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="ginie-pg-"))
+    cluster = PgCluster.start(root, bindir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        chosen = Backend("sqlite", tmp_path / "ginie.db")
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        chosen = Backend("postgresql", cluster.database())
+    try:
+        yield chosen
+    finally:
+        chosen.close()
+
+
+@pytest.fixture
+async def server(
+    tmp_path: Path, scripted: ScriptedSource, backend: Backend
+) -> AsyncIterator[RunningServer]:
+    """A running server on `backend` whose only source is `scripted`."""
+    async with running_server(tmp_path, sources=[scripted], **backend.config) as running:
+        yield running
+
+
+@pytest.fixture
+def hub(backend: Backend) -> Hub:
+    return Hub(backend.open(), clock=ManualClock())
