@@ -1,11 +1,14 @@
 """`ginie-server`: run the server, or manage its users' tokens.
 
-    ginie-server [--host H] [--port P] [--db PATH] [--exchange paper|binance] [--seed N]
+    ginie-server [--host H] [--port P] [--db PATH|URL] [--exchange paper|binance] [--seed N]
                  [--speed X] [--testnet] [--owner USER] [--log-level LEVEL]
                  [--tls-cert PEM --tls-key PEM]
-    ginie-server token create USER [--db PATH]
-    ginie-server token list [--db PATH]
-    ginie-server token revoke USER [--db PATH]
+    ginie-server token create USER [--db PATH|URL]
+    ginie-server token list [--db PATH|URL]
+    ginie-server token revoke USER [--db PATH|URL]
+
+`--db` is an SQLite file (`ginie.db` by default) or a PostgreSQL URL
+(`postgresql://USER@HOST:PORT/DB`).
 
 Running, the first stdout line is `listening on http://HOST:PORT` and, on an empty database,
 the second is `demo token: TOKEN`. Every failure to start (bad arguments, an unusable
@@ -31,7 +34,8 @@ from typing import NoReturn
 from ginie_server import __version__
 from ginie_server.app import GinieServer
 from ginie_server.config import ConfigError, ServerConfig
-from ginie_server.storage.db import DatabaseError, open_database, transaction
+from ginie_server.storage.backend import is_postgres_url, open_any
+from ginie_server.storage.db import DatabaseError, transaction
 from ginie_server.storage.users import UserNameError, UserStore, check_user_name
 
 PROG = "ginie-server"
@@ -70,6 +74,14 @@ def _speed(text: str) -> float:
     return value
 
 
+def _database(text: str) -> str | Path:
+    """A `--db` value: a PostgreSQL URL as given, else an SQLite file's path."""
+    return text if is_postgres_url(text) else Path(text)
+
+
+DB_HELP = "SQLite file or postgresql:// URL"
+
+
 def _user(text: str) -> str:
     try:
         return check_user_name(text)
@@ -81,7 +93,7 @@ def _server_parser() -> _Parser:
     parser = _Parser(prog=PROG, description="Ginie server: user-isolated events over WebSocket.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=_port, default=8765, help="port (0 picks a free one)")
-    parser.add_argument("--db", type=Path, default=Path("ginie.db"), help="SQLite database")
+    parser.add_argument("--db", type=_database, default=Path("ginie.db"), help=DB_HELP)
     parser.add_argument("--exchange", choices=("paper", "binance"), default="paper")
     parser.add_argument("--seed", type=int, default=0, help="seed of the paper simulation")
     parser.add_argument("--speed", type=_speed, default=1.0, help="paper simulation speed")
@@ -103,7 +115,7 @@ def _token_parser() -> _Parser:
     revoke = actions.add_parser("revoke", help="revoke every token of a user")
     revoke.add_argument("user", type=_user)
     for sub in (create, actions.choices["list"], revoke):
-        sub.add_argument("--db", type=Path, default=Path("ginie.db"), help="SQLite database")
+        sub.add_argument("--db", type=_database, default=Path("ginie.db"), help=DB_HELP)
     return parser
 
 
@@ -129,7 +141,8 @@ def _config(ns: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         host=ns.host,
         port=ns.port,
-        db_path=ns.db,
+        db_path=ns.db if isinstance(ns.db, Path) else Path("ginie.db"),
+        db_url=ns.db if isinstance(ns.db, str) else None,
         exchange=ns.exchange,
         seed=ns.seed,
         speed=ns.speed,
@@ -146,7 +159,7 @@ def _config(ns: argparse.Namespace) -> ServerConfig:
 
 def _token_command(ns: argparse.Namespace) -> int:
     try:
-        db = open_database(ns.db)
+        db = open_any(ns.db)
     except DatabaseError as exc:
         return _fail(str(exc))
     try:

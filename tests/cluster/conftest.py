@@ -41,13 +41,19 @@ def pg_cluster() -> Iterator[PgCluster]:
         cluster.stop()
 
 
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A new, empty PostgreSQL database."""
+    return pg_cluster.database()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
-        chosen = Backend("sqlite", tmp_path / "ginie.db")
+        chosen = Backend("sqlite", tmp_path / "ginie.db", tmp_path)
     else:
         cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        chosen = Backend("postgresql", cluster.database())
+        chosen = Backend("postgresql", cluster.database(), tmp_path)
     try:
         yield chosen
     finally:

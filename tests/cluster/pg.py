@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from ginie_server.storage.backend import Database, open_any
+from tests.harness import ServerProcess
 
 REQUIRE_ENV = "GINIE_REQUIRE_CLUSTER"
 START_TIMEOUT_SECONDS = 30
@@ -110,6 +111,8 @@ class Backend:
 
     name: str
     target: str | Path
+    folder: Path
+    """The test's own folder."""
     opened: list[Database] = field(default_factory=list)
 
     @property
@@ -140,6 +143,28 @@ class Backend:
         with psycopg.connect(self.target) as conn:
             return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
 
+    def server_process(self, _db_path: Path, *args: str, **kwargs: Any) -> ServerProcess:
+        """`ServerProcess` on this database (a stand-in for the suite's, which takes a path)."""
+        if isinstance(self.target, Path):
+            return ServerProcess(self.target, *args, **kwargs)
+        return PgServerProcess(self.started, *args, "--db", self.target, **kwargs)
+
+    @property
+    def started(self) -> Path:
+        """A file that exists once a server has started on this PostgreSQL database, so that
+        `ServerProcess` expects the demo token line on the first start only."""
+        return self.folder / "postgresql.started"
+
     def close(self) -> None:
         for db in self.opened:
             db.close()
+
+
+class PgServerProcess(ServerProcess):
+    """`ServerProcess` whose `--db` is a PostgreSQL URL given after its own (argparse keeps the
+    last); its `db_path` is the marker file that says whether a server started before."""
+
+    def start(self) -> PgServerProcess:
+        super().start()
+        self.db_path.touch()
+        return self
