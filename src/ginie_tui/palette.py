@@ -29,7 +29,8 @@ class PaletteEntry:
     command: str
     args: dict[str, Any] = field(default_factory=dict)
     dialog: str | None = None
-    """`pending_signals` or `rules`: the dialog that collects the arguments first."""
+    """`pending_signals`, `rules`, `ticket` or `flatten`: the dialog that collects the
+    arguments (or the confirmation) first."""
 
 
 def palette_entries(store: Store) -> list[PaletteEntry]:
@@ -40,6 +41,15 @@ def palette_entries(store: Store) -> list[PaletteEntry]:
             "approve or reject",
             "signal.approve",
             dialog="pending_signals",
+        ),
+        PaletteEntry(
+            "Place an order (order ticket)", "order.place", "order.place", dialog="ticket"
+        ),
+        PaletteEntry(
+            "Flatten the account (kill switch)",
+            "account.flatten: stop, cancel all, close all",
+            "account.flatten",
+            dialog="flatten",
         ),
         PaletteEntry("Start Ginie autopilot", "ginie.start", "ginie.start"),
         PaletteEntry("Stop Ginie autopilot", "ginie.stop", "ginie.stop"),
