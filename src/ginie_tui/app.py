@@ -21,29 +21,36 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from ginie_protocol import (
     SPECS,
     TRADING_COMMANDS,
+    Ack,
     CommandArgsError,
     Scope,
     Topic,
     parse_command_args,
 )
+from ginie_tui.alerts import DEFAULT_LIQUIDATION_PCT, Alert, Alerter, AlertKind
 from ginie_tui.clock import Clock, SystemClock
 from ginie_tui.connection import ConnectionStatus
+from ginie_tui.export import file_name, write_models
 from ginie_tui.feed import CommandRefused, FeedPort
 from ginie_tui.palette import GinieCommands, PaletteEntry
 from ginie_tui.screens.autopilot import AutopilotPane
+from ginie_tui.screens.flatten import FlattenModal
 from ginie_tui.screens.market import MarketPane
 from ginie_tui.screens.modals import ConfirmModal, PendingSignalsModal, RulesModal
 from ginie_tui.screens.pnl import PnlPane
 from ginie_tui.screens.safety import SafetyPane
 from ginie_tui.screens.system import SystemPane
+from ginie_tui.screens.ticket import OrderTicket
 from ginie_tui.screens.trading import TradingPane
 from ginie_tui.store import Change, Source, Store
-from ginie_tui.widgets.base import CommandRequested, Panel, fmt_price
+from ginie_tui.widgets.alerts import AlertsPanel
+from ginie_tui.widgets.base import CommandRequested, Panel
 from ginie_tui.widgets.connection_details import ConnectionPanel
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.market import MarketPanel
@@ -81,6 +88,12 @@ class ConsoleSettings:
     news_interval_s: float = NEWS_INTERVAL_S
     strategies_path: Path | None = None
     tick_s: float = 1.0
+    bell: frozenset[AlertKind] = frozenset()
+    """Alert kinds that also ring the terminal bell."""
+    liquidation_alert_pct: float = DEFAULT_LIQUIDATION_PCT
+    """A position whose mark comes this close to its liquidation price (in %) alerts."""
+    banner: str = ""
+    """Shown beside the connection state (the demo says its market speed)."""
 
 
 class StoreChanged(Message):
@@ -126,17 +139,22 @@ class GinieApp(App[None]):
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
-            Binding(str(n), f"group('{key}')", title)
+            Binding(str(n), f"group('{key}')", title, show=False)
             for n, (key, title) in enumerate(GROUPS, start=1)
         ),
         Binding("s", "pending", "Signals"),
+        Binding("o", "ticket", "Order"),
+        Binding("K", "flatten", "Kill switch"),
+        Binding("e", "export", "Export"),
         Binding("q", "quit", "Quit"),
     ]
 
     _indicator: ConnectionIndicator
     _connection: ConnectionPanel
     _tabs: TabbedContent
-    """The always-visible indicator, the connection details and the tabs (found on mount)."""
+    _alerts: AlertsPanel
+    """The always-visible indicator, the connection details, the tabs and the alerts log
+    (found on mount)."""
 
     def __init__(
         self, feed: FeedPort, store: Store, clock: Clock, settings: ConsoleSettings
@@ -151,7 +169,7 @@ class GinieApp(App[None]):
         self._panels: list[Panel] = []
         self._tab_of: dict[int, str] = {}
         """The id of each panel's tab, by the panel's id."""
-        self._breaker_state: str | None = None
+        self.alerter = Alerter(settings.liquidation_alert_pct)
         self._unrendered: list[Change] = []
         """Changes reported by the feed and not yet rendered (one StoreChanged is queued)."""
         self._gc_thresholds = gc.get_threshold()
@@ -175,12 +193,15 @@ class GinieApp(App[None]):
                 poll_interval_s=self.settings.poll_interval_s,
                 strategies_path=self.settings.strategies_path,
                 news_url=self.settings.news_url,
+                alerts=self.alerter.recent,
             )
         yield Footer()
 
     def on_mount(self) -> None:
         self._indicator = self.query_one(ConnectionIndicator)
         self._connection = self.query_one(ConnectionPanel)
+        self._alerts = self.query_one(AlertsPanel)
+        self._indicator.banner = self.settings.banner
         self._panels = list(self.query(Panel))
         self._tabs = self.query_one(TabbedContent)
         for panel in self._panels:
@@ -231,12 +252,7 @@ class GinieApp(App[None]):
     def on_store_changed(self, _: StoreChanged) -> None:
         """Render every change reported since the last batch: one merged change per topic."""
         changes, self._unrendered = self._unrendered, []
-        for change in changes:
-            if change.source == "live" and change.event is not None:
-                self._notify_event(change.event)
-            if change.topic == Topic.CIRCUIT_BREAKER_UPDATE:
-                breaker = self.store.singleton(Topic.CIRCUIT_BREAKER_UPDATE)
-                self._breaker_state = breaker.state if breaker is not None else None
+        self._alert(self.alerter.observe(changes, self.store, self.clock.now_ms()))
         touched: dict[int, Panel] = {}
         for change in merge_changes(changes):
             for panel in self._by_topic.get(change.topic, ()):
@@ -254,6 +270,10 @@ class GinieApp(App[None]):
             if panel.ready and self._on_screen(panel):
                 panel.refresh_market()
         self._show_freshness(market)
+        self._alert(self.alerter.market(self.store, self.clock.now_ms()))
+        for screen in self.screen_stack:
+            if isinstance(screen, OrderTicket):
+                screen.refresh_preview()
 
     def _on_screen(self, panel: Panel) -> bool:
         """True when `panel`'s tab is shown (a hidden panel renders when its tab is shown)."""
@@ -288,6 +308,7 @@ class GinieApp(App[None]):
         self._connection.show(status)
         self._render_if_shown(self._connection)
         self._show_freshness()
+        self._alert(self.alerter.connection(status, self._indicator.now))
 
     def _show_freshness(self, panels: Iterable[Panel] | None = None) -> None:
         """Set the freshness marks of `panels` (all when None; the tick and status do all)."""
@@ -295,28 +316,17 @@ class GinieApp(App[None]):
         for panel in self._panels if panels is None else panels:
             panel.show_freshness(self.status, now)
 
-    def _notify_event(self, event: Any) -> None:
-        data = event.data
-        if event.type == Topic.TRADE_UPDATE:
-            self.notify(
-                f"{data.side} {data.quantity:g} {data.symbol} at {fmt_price(data.price)}",
-                title="Fill",
-            )
-        elif event.type == Topic.ORDER_UPDATE and data.type == "STOP_MARKET":
-            if data.status == "FILLED":
-                self.notify(
-                    f"{data.symbol} stop-loss filled at {fmt_price(data.avg_price)}",
-                    title="Stop-loss",
-                    severity="warning",
-                )
-        elif event.type == Topic.CIRCUIT_BREAKER_UPDATE:
-            if data.state == "tripped" and self._breaker_state != "tripped":
-                self.notify(
-                    data.reason or "new entries are blocked",
-                    title="Circuit breaker tripped",
-                    severity="error",
-                    timeout=15,
-                )
+    def _alert(self, alerts: list[Alert]) -> None:
+        """Notify each alert, ring the bell once for those the settings ask it for, and show
+        them in the alerts log."""
+        if not alerts:
+            return
+        for alert in alerts:
+            timeout = 15 if alert.severity == "error" else 8
+            self.notify(alert.message, title=alert.title, severity=alert.severity, timeout=timeout)
+        if any(alert.kind in self.settings.bell for alert in alerts):
+            self.bell()
+        self._render_if_shown(self._alerts)
 
     def _refresh_pending_modal(self) -> None:
         for screen in self.screen_stack:
@@ -334,7 +344,7 @@ class GinieApp(App[None]):
     ) -> None:
         """Check, confirm when it trades (unless `confirmed` already), then send a command;
         refused while not LIVE."""
-        if not self._writable():
+        if not self.writable():
             return
         try:
             parse_command_args(name, dict(args))
@@ -356,12 +366,17 @@ class GinieApp(App[None]):
         if entry.dialog == "pending_signals":
             self.action_pending()
         elif entry.dialog == "rules":
-            if self._writable():
+            if self.writable():
                 self.push_screen(RulesModal())
+        elif entry.dialog == "ticket":
+            self.action_ticket()
+        elif entry.dialog == "flatten":
+            self.action_flatten()
         else:
             self.request_command(entry.command, entry.args)
 
-    def _writable(self) -> bool:
+    def writable(self) -> bool:
+        """True while LIVE; otherwise says the console is read-only and returns False."""
         status = self.feed.status()
         if status.live:
             return True
@@ -376,11 +391,21 @@ class GinieApp(App[None]):
         self.run_worker(self._send_command(name, dict(args)), group="commands")
 
     async def _send_command(self, name: str, args: dict[str, Any]) -> None:
+        ack = await self.send_command(name, args)
+        if ack is not None:
+            self.report_ack(name, ack)
+
+    async def send_command(self, name: str, args: Mapping[str, Any]) -> Ack | None:
+        """Send a command and return its ACK; None (notified) when it was not sent or got no
+        answer. For dialogs that show the answer themselves; the checks are theirs."""
         try:
-            ack = await self.feed.command(name, args)
+            return await self.feed.command(name, args)
         except CommandRefused as exc:
             self.notify(str(exc), title=f"{name} not done", severity="warning")
-            return
+            return None
+
+    def report_ack(self, name: str, ack: Ack) -> None:
+        """Notify what an ACK says: accepted, rate limited, or refused with its reason."""
         if ack.ok:
             self.notify(f"{name} accepted", title="Command")
         elif ack.error is not None and ack.error.code == "rate_limited":
@@ -403,6 +428,39 @@ class GinieApp(App[None]):
     def action_pending(self) -> None:
         if not any(isinstance(s, PendingSignalsModal) for s in self.screen_stack):
             self.push_screen(PendingSignalsModal(self.store))
+
+    def action_ticket(self) -> None:
+        """Open the order ticket (while LIVE, and not over another dialog)."""
+        if not isinstance(self.screen, ModalScreen) and self.writable():
+            self.push_screen(OrderTicket(self.store, self))
+
+    def action_flatten(self) -> None:
+        """Open the kill switch's confirmation (while LIVE)."""
+        if self.writable() and not any(isinstance(s, FlattenModal) for s in self.screen_stack):
+            self.push_screen(FlattenModal(self.store, self))
+
+    def action_export(self) -> None:
+        """Write what the focused panel shows (else the first panel of the tab with rows) to a
+        CSV file in the current folder, and say which."""
+        if isinstance(self.screen, ModalScreen):
+            return
+        focused = self.focused
+        panel = (
+            next((a for a in focused.ancestors if isinstance(a, Panel)), None) if focused else None
+        )
+        if panel is None or not panel.export_items():
+            shown = (p for p in self._panels if self._on_screen(p))
+            panel = next((p for p in shown if p.export_items()), None)
+        if panel is None:
+            self.notify("No panel on this tab has rows to export.", title="Export")
+            return
+        path = Path.cwd() / file_name(panel.TITLE, self.clock.now_ms())
+        try:
+            count = write_models(panel.export_items(), "csv", path)
+        except OSError as exc:
+            self.notify(f"cannot write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"{count} rows of {panel.TITLE} to {path.name}", title="Exported")
 
     def on_market_panel_symbol_shown(self, message: MarketPanel.SymbolShown) -> None:
         self.feed.show_market(message.symbol)

@@ -1,9 +1,12 @@
-"""`ginie-tui`: open the console, `--demo` with its own paper server, or `tail` events headless.
+"""`ginie-tui`: open the console, `--demo` with its own paper server, `tail` events headless, or
+`export` the history.
 
     ginie-tui [--url http://127.0.0.1:8765] [--token TOKEN] [--poll-interval 60] [--ca PEM]
               [--news-url URL] [--strategies FILE]        # env GINIE_URL, GINIE_TOKEN, ...
-    ginie-tui --demo
+              [--bell KINDS] [--liquidation-alert PCT]
+    ginie-tui --demo [--speed 60]
     ginie-tui tail [--types T1,T2] [--json] [--url ...] [--token ...] [--ca PEM]
+    ginie-tui export trades|orders|lifecycle [--since YYYY-MM-DD] [--format csv|json] [-o FILE]
 
 Bad arguments, an unreachable server or a refused token: one line on stderr, exit 2.
 """
@@ -19,8 +22,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from ginie_protocol import SPECS
+from ginie_tui.alerts import DEFAULT_LIQUIDATION_PCT, AlertKind, parse_kinds
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
-from ginie_tui.demo import DemoError, DemoServer
+from ginie_tui.demo import DEMO_SPEED, DemoError, DemoServer
+from ginie_tui.export import KINDS, ExportError, parse_day, run_export
 from ginie_tui.feed import Feed, FeedError, FeedSettings
 from ginie_tui.store import Store
 from ginie_tui.tail import TailPrinter, run_tail
@@ -52,6 +57,20 @@ def _positive(text: str) -> float:
     return value
 
 
+def _kinds(text: str) -> frozenset[AlertKind]:
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _day(text: str) -> int:
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     env = os.environ
     parser.add_argument("--url", default=env.get("GINIE_URL", DEFAULT_URL), help="server URL")
@@ -63,6 +82,24 @@ def console_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="Ginie's trading console.")
     _add_connection(parser)
     parser.add_argument("--demo", action="store_true", help="start a paper server and open it")
+    parser.add_argument(
+        "--speed",
+        type=_positive,
+        default=None,
+        help=f"with --demo: market time this many times faster (default {DEMO_SPEED:g})",
+    )
+    parser.add_argument(
+        "--bell",
+        type=_kinds,
+        default=frozenset(),
+        help="alert kinds that ring the bell: " + ",".join(AlertKind) + " or all",
+    )
+    parser.add_argument(
+        "--liquidation-alert",
+        type=_positive,
+        default=DEFAULT_LIQUIDATION_PCT,
+        help="alert when a mark is within this %% of its liquidation price (default 5)",
+    )
     parser.add_argument(
         "--poll-interval",
         type=_positive,
@@ -81,6 +118,16 @@ def tail_parser() -> OneLineParser:
     _add_connection(parser)
     parser.add_argument("--types", default="", help="comma-separated event types")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    return parser
+
+
+def export_parser() -> OneLineParser:
+    parser = OneLineParser(prog=f"{PROG} export", description="Export the history.")
+    parser.add_argument("what", choices=sorted(KINDS))
+    _add_connection(parser)
+    parser.add_argument("--since", type=_day, default=None, help="from this UTC day on")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="file (default stdout)")
     return parser
 
 
@@ -111,6 +158,9 @@ def open_console(
     news_url: str | None,
     strategies: Path | None,
     run_app: AppRunner,
+    bell: frozenset[AlertKind] = frozenset(),
+    liquidation_alert_pct: float = DEFAULT_LIQUIDATION_PCT,
+    banner: str = "",
 ) -> int:
     """Check the server with the start-up snapshot, then run the console until it quits."""
     feed = Feed(FeedSettings(url=url, token=token, ca=ca, poll_interval_s=poll_interval_s))
@@ -121,6 +171,9 @@ def open_console(
         poll_interval_s=poll_interval_s,
         news_url=news_url,
         strategies_path=strategies,
+        bell=bell,
+        liquidation_alert_pct=liquidation_alert_pct,
+        banner=banner,
     )
     run_app(make_app(feed, store=store, settings=settings))
     return 0
@@ -136,8 +189,10 @@ def main(argv: list[str] | None = None, run_app: AppRunner = _run_app) -> int:
     try:
         if args_list[:1] == ["tail"]:
             return _tail(tail_parser().parse_args(args_list[1:]))
+        if args_list[:1] == ["export"]:
+            return _export(export_parser().parse_args(args_list[1:]))
         return _console(console_parser().parse_args(args_list), run_app)
-    except (UsageError, FeedError, DemoError) as exc:
+    except (UsageError, FeedError, DemoError, ExportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -150,12 +205,18 @@ def _console(args: argparse.Namespace, run_app: AppRunner) -> int:
         "news_url": args.news_url,
         "strategies": args.strategies,
         "run_app": run_app,
+        "bell": args.bell,
+        "liquidation_alert_pct": args.liquidation_alert,
     }
     if args.strategies is not None and not args.strategies.is_file():
         raise UsageError(f"--strategies {args.strategies}: no such file")
+    if args.speed is not None and not args.demo:
+        raise UsageError("--speed needs --demo (a server of your own sets its own speed)")
     if args.demo:
-        with DemoServer() as demo:
-            return open_console(demo.url, demo.token, ca=None, **common)
+        speed = DEMO_SPEED if args.speed is None else args.speed
+        with DemoServer(speed=speed) as demo:
+            banner = f"paper demo, market x{speed:g}"
+            return open_console(demo.url, demo.token, ca=None, banner=banner, **common)
     token = _check_connection(args.url, args.token, args.ca)
     return open_console(args.url, token, ca=args.ca, **common)
 
@@ -165,6 +226,20 @@ def _tail(args: argparse.Namespace) -> int:
     printer = TailPrinter(_parse_types(args.types), args.json)
     feed = Feed(FeedSettings(url=args.url, token=token, ca=args.ca))
     return asyncio.run(run_tail(feed, printer))
+
+
+def _export(args: argparse.Namespace) -> int:
+    token = _check_connection(args.url, args.token, args.ca)
+    run_export(
+        args.what,
+        url=args.url,
+        token=token,
+        ca=args.ca,
+        since_ms=args.since,
+        fmt=args.format,
+        output=args.output,
+    )
+    return 0
 
 
 if __name__ == "__main__":

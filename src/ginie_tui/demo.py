@@ -1,6 +1,8 @@
 """`ginie-tui --demo`: a paper server as a child process, on a free port, with a fresh database.
 
-The child is `python -m ginie_server --port 0 --db <temp dir>/ginie.db`; its first two stdout
+The child is `python -m ginie_server --port 0 --db <temp dir>/ginie.db --speed 60`: its market
+runs 60 times faster than real time (a 1-minute candle a second), so the autopilot scans and
+trades from the first seconds. Its first two stdout
 lines give the URL and the demo token. Stopping the demo stops the child (SIGTERM, then SIGKILL)
 and removes the temporary directory; on Linux the child also gets SIGTERM if the console dies.
 """
@@ -22,6 +24,8 @@ from types import TracebackType
 LISTENING = "listening on "
 DEMO_TOKEN = "demo token: "
 START_TIMEOUT_S = 20.0
+DEMO_SPEED = 60.0
+"""How many times faster than real time the demo's market runs (default)."""
 
 
 class DemoError(Exception):
@@ -39,8 +43,14 @@ def _die_with_parent() -> None:
 class DemoServer:
     """The demo paper server; use as a context manager, then read `url` and `token`."""
 
-    def __init__(self, timeout_s: float = START_TIMEOUT_S, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        timeout_s: float = START_TIMEOUT_S,
+        python: str = sys.executable,
+        speed: float = DEMO_SPEED,
+    ) -> None:
         self.timeout_s = timeout_s
+        self.speed = speed
         self.python = python
         self.url = ""
         self.token = ""
@@ -62,6 +72,8 @@ class DemoServer:
                     "0",
                     "--db",
                     str(folder / "ginie.db"),
+                    "--speed",
+                    f"{self.speed:g}",
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

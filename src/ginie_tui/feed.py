@@ -7,7 +7,9 @@ sent over the socket and answered by ACK; and one `/api/market/{symbol}` fetch o
 for each symbol the console shows, once per connection and again after a RESYNC (market events
 are not replayed, so that is how a sparkline gets its history). Everything it receives goes
 into the one Store and is then reported to a FeedListener; malformed frames are logged and
-reported, never fatal.
+reported, never fatal. What reaches the store says how it came (`Change.source`): `live` as it
+happened, `replayed` for the events a resume's SUBSCRIBED announces (`replayed`: K), which the
+console missed while away, and `polled` for snapshots.
 
 Limits: one user, one socket; commands are refused unless LIVE; a command whose ACK does not
 come within `command_timeout_s` is reported as unanswered (it may still have run).
@@ -50,7 +52,7 @@ from ginie_protocol import (
 from ginie_tui.clock import Clock, SystemClock
 from ginie_tui.connection import Backoff, ConnectionMachine, ConnectionStatus
 from ginie_tui.news import NewsItem, parse_news
-from ginie_tui.store import Change, Outcome, Store
+from ginie_tui.store import Change, Outcome, Source, Store
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,9 @@ class Feed:
         self._pending: dict[str, asyncio.Future[Ack]] = {}
         self._ids = itertools.count(1)
         self._resuming = False
+        self._replay_left = 0
+        """User events still to come of the replay the last SUBSCRIBED announced (`replayed`):
+        they are applied as `replayed`, not `live`, so they raise no alert."""
         self._wake: asyncio.Event | None = None
         self._poll_lock = asyncio.Lock()
         """Held by a fallback poll from its start to its end, and taken by the link going LIVE:
@@ -352,6 +357,7 @@ class Feed:
             return False
         if isinstance(message, Subscribed):
             self._resuming = False
+            self._replay_left = message.replayed if message.resumed else 0
             if not self._store.synced:
                 await self._resync()
             async with self._poll_lock:
@@ -375,7 +381,11 @@ class Feed:
         return False
 
     async def _on_event(self, event: Any) -> None:
-        applied = self._store.apply_event(event, self.clock.now_ms(), "live")
+        source: Source = "live"
+        if event.seq is not None and self._replay_left > 0:
+            self._replay_left -= 1
+            source = "replayed"
+        applied = self._store.apply_event(event, self.clock.now_ms(), source)
         if applied.change is not None:
             self._report([applied.change])
         elif applied.outcome is Outcome.GAP and not self._resuming and self._ws is not None:

@@ -27,8 +27,10 @@ from ginie_protocol.events import Kline, MarkPrice, OrderBook, Topic, WireModel
 
 log = logging.getLogger(__name__)
 
-Source = Literal["live", "polled"]
-"""How data reached the store: pushed over the WebSocket, or fetched by a REST snapshot."""
+Source = Literal["live", "replayed", "polled"]
+"""How data reached the store: pushed over the WebSocket as it happened (`live`), sent over it
+after a resume because the console missed it while away (`replayed`: the events a SUBSCRIBED
+announced), or fetched by a REST snapshot (`polled`). Only `live` data raises alerts."""
 
 DEFAULT_LIMITS: dict[Topic, int] = {
     Topic.LIFECYCLE_EVENT: 10_000,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from ginie_protocol import TRADING_COMMANDS, CommandArgsError, parse_command_args
+from ginie_protocol import TRADING_COMMANDS, Ack, CommandArgsError, parse_command_args
 from ginie_protocol.events import Signal, Topic
 from ginie_tui.store import Store
 from ginie_tui.widgets.base import CommandRequested, KeyedTable, Ranked, fmt_price, fmt_time
@@ -30,6 +31,19 @@ MODAL_CSS = """
 }}
 {name} .hint {{ color: $text-muted; }}
 """
+
+
+class CommandHost(Protocol):
+    """What a dialog that sends its command itself (to show the answer) needs from the app."""
+
+    def writable(self) -> bool:
+        """True while LIVE; otherwise says the console is read-only and returns False."""
+
+    async def send_command(self, name: str, args: Mapping[str, Any]) -> Ack | None:
+        """The command's ACK, or None when it was not sent or not answered (said already)."""
+
+    def report_ack(self, name: str, ack: Ack) -> None:
+        """Notify what an ACK says."""
 
 
 class ConfirmModal(ModalScreen[bool]):

@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, RowKey
 
 from ginie_protocol import SPECS, Topic
+from ginie_protocol.events import WireModel
 from ginie_tui.clock import Clock
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.store import Change, Freshness, Store
@@ -290,6 +291,16 @@ class Panel(Vertical):
         """Render one (merged) change; by default everything is rendered again."""
         self.refresh_all()
 
+    def export_items(self) -> Sequence[WireModel]:
+        """The items this panel shows, for the export key: by default the state of its one
+        singleton topic, if that is all it shows; panels of rows give their rows' items."""
+        if len(self.topics) == 1:
+            (topic,) = self.topics
+            held = self.store.singleton(topic) if SPECS[topic].key is None else None
+            if held is not None:
+                return [held]
+        return []
+
     def newest_freshness(self) -> Freshness | None:
         marks = [f for f in (self.store.freshness(t) for t in self.topics) if f is not None]
         return max(marks, key=lambda f: f.at_ms, default=None)
@@ -344,6 +355,9 @@ class ItemsPanel(Panel):
     def shown_items(self) -> list[Any]:
         """The items a full render shows, oldest first."""
         return self.store.items(self.TOPIC)
+
+    def export_items(self) -> Sequence[WireModel]:
+        return self.shown_items()
 
     def row_key(self, item: Any) -> str:
         return str(getattr(item, self.KEY))

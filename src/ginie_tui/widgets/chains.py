@@ -61,6 +61,9 @@ class ChainsPanel(Panel):
             (c.chain_id, self._cells(c, counts[c.chain_id])) for c in chains if c is not None
         )
 
+    def export_items(self) -> list[Chain]:
+        return self.store.items(Topic.CHAIN_UPDATE)
+
     def _open_orders(self) -> Counter[str | None]:
         """Open orders per chain."""
         orders = self.store.items(Topic.ORDER_UPDATE)

@@ -39,7 +39,7 @@ def describe_status(status: ConnectionStatus, now: int) -> str:
 
 
 class ConnectionIndicator(Static):
-    """Shows `describe_status` of the current status; the app sets `status` and `now`."""
+    """Shows `describe_status` of the current status and the banner; the app sets them."""
 
     DEFAULT_CSS = """
     ConnectionIndicator {
@@ -55,6 +55,9 @@ class ConnectionIndicator(Static):
     """The connection status last reported by the feed."""
     now: reactive[int] = reactive(0)
     """The time the relative times are shown against (the app's clock)."""
+    banner: reactive[str] = reactive("")
+    """Shown after the state, for example `paper demo, market x60`."""
 
     def render(self) -> str:
-        return describe_status(self.status, self.now)
+        text = describe_status(self.status, self.now)
+        return f"{text}   [b $accent]{self.banner}[/]" if self.banner else text

@@ -52,6 +52,9 @@ class PositionsPanel(Panel):
                 table.remove_key(symbol)
         table.upsert_many(rows)
 
+    def export_items(self) -> list[Position]:
+        return [p for p in self.store.items(Topic.POSITION_UPDATE) if p.size]
+
     def refresh_market(self) -> None:
         """Mark prices moved: update the rows of the symbols held."""
         table = self.query_one(KeyedTable)
