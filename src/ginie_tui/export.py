@@ -220,13 +220,12 @@ def run_export(
     since_ms: int | None,
     fmt: Format,
     output: Path | None,
-    err: TextIO = sys.stderr,
 ) -> int:
-    """Export `what` to `output` (stdout when None); the number of rows written."""
+    """Export `what` to `output` (stdout when None), progress on stderr; the rows written."""
     kind = KINDS[what]
     exporter = Exporter(url, token, ca)
     try:
-        items = exporter.fetch(kind, since_ms, Progress(err))
+        items = exporter.fetch(kind, since_ms, Progress(sys.stderr))
     finally:
         exporter.close()
     fields = columns(kind.model, with_seq=kind.paged)
