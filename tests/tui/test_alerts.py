@@ -100,6 +100,18 @@ async def test_a_fill_is_notified_once_with_the_bell_asked_for() -> None:
         assert console.bells == 1
 
 
+async def test_the_fills_of_one_batch_are_one_notification() -> None:
+    console = Console()
+    async with console.app.run_test(size=SIZE):
+        await wait_for(lambda: console.feed.listener is not None)
+        for n in range(6):
+            console.deliver(fill(n))
+        await wait_for(lambda: console.notes("6 fills") != [])
+        (listed,) = console.notes("6 fills")
+        assert listed.splitlines()[-1] == "and 2 more" and len(listed.splitlines()) == 5
+        assert console.notes("Fill") == [] and len(console.app.alerter.recent) == 6
+
+
 async def test_a_closed_chain_is_notified_once_with_its_pnl() -> None:
     console = Console()
     async with console.app.run_test(size=SIZE):

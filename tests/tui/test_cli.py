@@ -16,6 +16,7 @@ from ginie_protocol import Topic, decode_server
 from ginie_tui.app import GinieApp
 from ginie_tui.cli import main
 from ginie_tui.connection import ConnState
+from ginie_tui.widgets.indicator import ConnectionIndicator
 from tests.harness import ServerProcess, wait_for
 
 
@@ -37,6 +38,12 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (["--token", "t", "--strategies", "/no/such.json"], "--strategies /no/such.json"),
         (["tail", "--types", "NOPE", "--token", "t"], "unknown event type 'NOPE'"),
         (["tail", "--json", "--extra"], "unrecognized arguments: --extra"),
+        (["--token", "t", "--speed", "10"], "--speed needs --demo"),
+        (["--bell", "fills"], "unknown alert kind 'fills'"),
+        (["--liquidation-alert", "-1"], "--liquidation-alert: must be more than 0"),
+        (["export"], "the following arguments are required: what"),
+        (["export", "positions"], "invalid choice: 'positions'"),
+        (["export", "trades", "--since", "yesterday"], "not a date of the form YYYY-MM-DD"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(
@@ -133,6 +140,7 @@ def children() -> set[int]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_demo_starts_a_child_server_and_stops_it_on_quit() -> None:
+    """The demo's server runs its market at x60, and the console says so."""
     before = children()
     seen: dict[str, Any] = {}
 
@@ -142,6 +150,7 @@ def test_demo_starts_a_child_server_and_stops_it_on_quit() -> None:
         await wait_for(lambda: app.status.state is ConnState.LIVE, timeout=15)
         seen["children"] = children() - before
         seen["server"] = app.settings.server
+        seen["banner"] = str(app.query_one(ConnectionIndicator).render())
         await pilot.press("q")
 
     def run_app(app: GinieApp) -> None:
@@ -149,6 +158,7 @@ def test_demo_starts_a_child_server_and_stops_it_on_quit() -> None:
 
     assert main(["--demo"], run_app=run_app) == 0
     assert seen["server"].startswith("http://127.0.0.1:")
+    assert "paper demo, market x60" in seen["banner"]
     assert len(seen["children"]) == 1
     (child,) = seen["children"]
     assert not Path(f"/proc/{child}").exists(), "the demo server outlived the console"
