@@ -22,6 +22,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ginie_protocol.envelope import MAX_FRAME_BYTES
+from ginie_server import prometheus
 from ginie_server.auth import Authenticator, Refusal
 from ginie_server.clock import Clock, SystemClock
 from ginie_server.config import ConfigError, ServerConfig
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
 HEALTH_PATH = "/api/health"
+METRICS_PATH = "/api/metrics"
+PROMETHEUS_QUERY = "format=prometheus"
+"""`/api/metrics?format=prometheus`: the node's totals in Prometheus' text format."""
 DEMO_USER = "demo"
 USER_WATCH_SECONDS = 1.0
 """How often the server looks for users created by another process."""
@@ -269,6 +273,10 @@ class GinieServer:
         route = self._rest.route_name(path)
         if route is not None:
             self.hub.metrics(who).rest_calls[route] += 1
+        if path == METRICS_PATH and query == PROMETHEUS_QUERY:
+            assert self._db is not None
+            body = prometheus.render(self.hub, dialect_of(self._db).name)
+            return _text(200, body, prometheus.CONTENT_TYPE)
         return _answer(self._rest.handle(who, path, query))
 
     async def _serve_ws(self, connection: ServerConnection) -> None:
@@ -320,10 +328,17 @@ class GinieServer:
 def _json(
     status: int, body: dict[str, Any], extra: list[tuple[str, str]] | None = None
 ) -> Response:
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    return _text(
+        status, json.dumps(body, separators=(",", ":")).encode(), "application/json", extra
+    )
+
+
+def _text(
+    status: int, payload: bytes, content_type: str, extra: list[tuple[str, str]] | None = None
+) -> Response:
     headers = Headers(
         [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(payload))),
             ("Cache-Control", "no-store"),
             ("Connection", "close"),

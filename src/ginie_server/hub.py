@@ -160,6 +160,10 @@ class Hub:
     def metrics(self, user: str) -> UserMetrics:
         return self._metrics.of(user)
 
+    def node_metrics(self) -> UserMetrics:
+        """Every user's counters added up."""
+        return self._metrics.total()
+
     def buffered_bytes(self) -> int:
         """Unsent bytes over all connections: what slow consumers cost the server."""
         return sum(client.conn.buffered_bytes() for client in self.fanout.clients.values())

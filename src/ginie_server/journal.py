@@ -29,6 +29,7 @@ commit could see uncommitted events; every reader commits first (`Hub` does).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from ginie_protocol.envelope import ResumePoint, Resync, encode, make_event
 from ginie_protocol.events import WireModel, spec_of
 from ginie_server.clock import Clock
 from ginie_server.config import Limits
+from ginie_server.metrics import Histogram
 from ginie_server.storage.backend import Database, dialect_of
 from ginie_server.storage.db import StateWrite, read_epoch
 from ginie_server.storage.event_log import EventLog, LogRow
@@ -118,6 +120,8 @@ class Journal:
         """Called with the events of each successful commit, after it."""
         self.commits = 0
         """Successful commits so far."""
+        self.commit_seconds = Histogram()
+        """How long each successful commit took (its statements and the commit)."""
 
     @property
     def epoch(self) -> str:
@@ -165,6 +169,7 @@ class Journal:
         if not work:
             return True
         db = self._db
+        started = time.perf_counter()
         try:
             if self._unsure is not None:
                 self._drop_committed_attempt(work, self._unsure)
@@ -187,6 +192,7 @@ class Journal:
             return self._failed()
         self._work = _UnitOfWork()
         self.commits += 1
+        self.commit_seconds.observe(time.perf_counter() - started)
         if work.events and self.on_commit is not None:
             self.on_commit(work.events)
         return True

@@ -1,10 +1,15 @@
-"""Per-user counters, served at `/api/metrics`. In memory; they restart with the server."""
+"""Per-user counters, served at `/api/metrics`, and the node's totals with its journal commit
+times (`/api/metrics?format=prometheus`). In memory; they restart with the server."""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+"""Upper bounds (seconds) of the journal commit-time histogram."""
 
 
 @dataclass(slots=True)
@@ -42,12 +47,41 @@ class UserMetrics:
             "errors": self.errors,
         }
 
+    def add(self, other: UserMetrics) -> None:
+        """Add `other`'s counts to these."""
+        for item in fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                setattr(self, item.name, mine + theirs)
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Counts of observations by upper bound (`COMMIT_BUCKETS`, then +Inf), and their sum."""
+
+    bounds: tuple[float, ...] = COMMIT_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
 
 class MetricsBook:
     """Every user's counters, made on first use."""
 
     def __init__(self) -> None:
         self._by_user: dict[str, UserMetrics] = {}
+
+    def total(self) -> UserMetrics:
+        """Every user's counters added up: the node's."""
+        node = UserMetrics()
+        for one in self._by_user.values():
+            node.add(one)
+        return node
 
     def of(self, user: str) -> UserMetrics:
         found = self._by_user.get(user)
