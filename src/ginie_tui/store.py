@@ -18,14 +18,16 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from ginie_protocol import MARKET_TOPICS, SPECS, EventSpec, Scope
+from ginie_protocol import MARKET_TOPICS, SPECS, EventSpec, Scope, spec_of
 from ginie_protocol.events import Kline, MarkPrice, OrderBook, Topic, WireModel
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=WireModel)
 
 Source = Literal["live", "replayed", "polled"]
 """How data reached the store: pushed over the WebSocket as it happened (`live`), sent over it
@@ -124,6 +126,12 @@ class Store:
     def singleton(self, topic: Topic) -> Any:
         """The current object of a singleton topic, or None before the first one arrives."""
         return self._singletons.get(topic)
+
+    def one(self, model: type[M]) -> M | None:
+        """The current state of the singleton topic whose data is `model`, typed as it (for
+        example `store.one(CircuitBreaker)`), or None before the first one arrives."""
+        held = self._singletons.get(spec_of(model).topic)
+        return held if isinstance(held, model) else None
 
     def mark_price(self, symbol: str) -> MarkPrice | None:
         return self._mark.get(symbol)

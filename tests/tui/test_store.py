@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ginie_protocol import SPECS, Topic, encode, make_event
-from ginie_protocol.events import Kline, LifecycleEvent, MarkPrice, OrderBook, Signal
+from ginie_protocol.events import (
+    CircuitBreaker,
+    Kline,
+    LifecycleEvent,
+    MarkPrice,
+    OrderBook,
+    Pnl,
+    Signal,
+)
 from ginie_tui.store import KLINES_PER_SYMBOL, Outcome, Store
 from tests.tui.dataset import (
     EPOCH,
@@ -61,7 +69,9 @@ def test_events_apply_in_seq_order_and_count() -> None:
     assert store.epoch == EPOCH
     assert store.seq == len(user_models())
     assert store.get(Topic.SIGNAL_UPDATE, "sig-2").status == "pending"
-    assert store.singleton(Topic.PNL_UPDATE).equity == 10_513.85
+    pnl = store.one(Pnl)
+    assert pnl is not None and pnl.equity == 10_513.85, "read typed, as its model"
+    assert Store().one(CircuitBreaker) is None
     assert [m.mode for m in store.items(Topic.MODE_SAFETY_UPDATE)] == ["scalp", "swing"]
 
 

@@ -38,7 +38,7 @@ def open_orders(store: Store) -> list[Order]:
 
 def describe_plan(store: Store) -> str:
     """What flattening will do now, from the store (console markup)."""
-    status: GinieStatus | None = store.singleton(Topic.GINIE_STATUS_UPDATE)
+    status = store.one(GinieStatus)
     positions = sorted(open_positions(store), key=lambda p: p.symbol)
     orders = len(open_orders(store))
     running = status is not None and status.running

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
 from ginie_protocol import CommandArgsError, parse_command_args
-from ginie_protocol.events import AutopilotRules, Side, Topic
+from ginie_protocol.events import AutopilotRules, Side
 from ginie_tui.screens.modals import MODAL_CSS, CommandHost, ConfirmModal
 from ginie_tui.store import Store
 from ginie_tui.ticket import OrderForm, OrderKind, Preview, SizeUnit, field_of, preview, read_form
@@ -46,7 +46,7 @@ HINT = "enter: review and place   esc: close"
 def default_symbol(store: Store) -> str:
     """The first symbol the autopilot trades that has market data, else the first with any."""
     symbols = store.market_symbols()
-    rules: AutopilotRules | None = store.singleton(Topic.AUTOPILOT_RULES_UPDATE)
+    rules = store.one(AutopilotRules)
     for symbol in rules.allowed_symbols if rules is not None else []:
         if symbol in symbols:
             return symbol
@@ -104,7 +104,7 @@ class OrderTicket(ModalScreen[None]):
         """True while an order.place waits for its ACK (enter does nothing meanwhile)."""
 
     def compose(self) -> ComposeResult:
-        rules: AutopilotRules | None = self.store.singleton(Topic.AUTOPILOT_RULES_UPDATE)
+        rules = self.store.one(AutopilotRules)
         leverage = rules.leverage if rules is not None else DEFAULT_LEVERAGE
         selects = {
             name: Select(options, value=options[0][1], allow_blank=False, compact=True, id=name)
@@ -159,7 +159,7 @@ class OrderTicket(ModalScreen[None]):
         return str(self.query_one(f"#{name}", Select).value)
 
     def _default_leverage(self) -> int:
-        rules: AutopilotRules | None = self.store.singleton(Topic.AUTOPILOT_RULES_UPDATE)
+        rules = self.store.one(AutopilotRules)
         return rules.leverage if rules is not None else DEFAULT_LEVERAGE
 
     def refresh_preview(self) -> None:

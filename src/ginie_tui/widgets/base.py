@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 from textual.widgets.data_table import CellKey, RowKey
 
-from ginie_protocol import SPECS, Topic
+from ginie_protocol import SPECS, Topic, spec_of
 from ginie_protocol.events import WireModel
 from ginie_tui.clock import Clock
 from ginie_tui.connection import ConnectionStatus, ConnState
@@ -312,6 +312,42 @@ class Panel(Vertical):
             label = freshness_label(self.newest_freshness(), status, now)
             if label != self.border_subtitle:
                 self.border_subtitle = label
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+class ModelPanel(Panel, Generic[M]):
+    """A panel that shows the state of one singleton topic as lines of text.
+
+    Subclasses set TITLE, MODEL (the topic's data model; TOPICS follows from it), EMPTY (what
+    shows before the first state arrives), BODY_ID, and `describe`; they may add widgets below
+    the text by extending `compose`."""
+
+    DEFAULT_CSS = """
+    ModelPanel > .model-body { height: auto; }
+    ModelPanel > Horizontal { height: auto; }
+    """
+
+    MODEL: ClassVar[type[WireModel]]
+    EMPTY: ClassVar[str] = "nothing yet"
+    BODY_ID: ClassVar[str] = "model-body"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.TOPICS = frozenset({spec_of(cls.MODEL).topic})
+
+    def compose(self) -> ComposeResult:
+        yield Static(id=self.BODY_ID, classes="model-body")
+
+    def refresh_all(self) -> None:
+        held = self.store.one(self.MODEL)
+        body = self.query_one(f"#{self.BODY_ID}", Static)
+        body.update(f"[dim]{self.EMPTY}[/]" if held is None else self.describe(cast(M, held)))
+
+    def describe(self, model: M) -> str:
+        """The panel's text (console markup) for the topic's current state."""
+        raise NotImplementedError
 
 
 Columns = tuple[tuple[str, str, int], ...]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from ginie_protocol.events import CircuitBreaker, Topic
-from ginie_tui.widgets.base import CommandRequested, Panel, fmt_in, fmt_time
+from ginie_protocol.events import CircuitBreaker
+from ginie_tui.widgets.base import CommandRequested, ModelPanel, fmt_in, fmt_time
 
 STATE_STYLE = {"ok": "bold green", "tripped": "bold red", "cooling_down": "bold yellow"}
 
@@ -20,25 +20,18 @@ def gauge(used: float, limit: float, width: int = 12) -> str:
     return f"[{colour}]{'█' * filled}[/]{'░' * (width - filled)}"
 
 
-class BreakerPanel(Panel):
-    DEFAULT_CSS = """
-    BreakerPanel #breaker-body { height: auto; }
-    BreakerPanel Horizontal { height: auto; }
-    """
+class BreakerPanel(ModelPanel[CircuitBreaker]):
     TITLE = "Circuit breaker"
-    TOPICS = frozenset({Topic.CIRCUIT_BREAKER_UPDATE})
+    MODEL = CircuitBreaker
+    EMPTY = "no breaker state yet"
+    BODY_ID = "breaker-body"
 
     def compose(self) -> ComposeResult:
-        yield Static(id="breaker-body")
+        yield from super().compose()
         with Horizontal():
             yield Button("Reset breaker", id="breaker-reset", variant="error", compact=True)
 
-    def refresh_all(self) -> None:
-        cb: CircuitBreaker | None = self.store.singleton(Topic.CIRCUIT_BREAKER_UPDATE)
-        body = self.query_one("#breaker-body", Static)
-        if cb is None:
-            body.update("[dim]no breaker state yet[/]")
-            return
+    def describe(self, cb: CircuitBreaker) -> str:
         now = self.clock.now_ms()
         lines = [
             f"State  [{STATE_STYLE[cb.state]}]{cb.state.upper().replace('_', ' ')}[/]"
@@ -53,7 +46,7 @@ class BreakerPanel(Panel):
         ]
         if cb.tripped_at is not None:
             lines.append(f"Tripped {fmt_time(cb.tripped_at)}   resets {fmt_in(cb.resets_at, now)}")
-        body.update("\n".join(lines))
+        return "\n".join(lines)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -22,8 +22,8 @@ class DiagnosticsPanel(Panel):
         yield Static(id="diag-body")
 
     def refresh_all(self) -> None:
-        status: GinieStatus | None = self.store.singleton(Topic.GINIE_STATUS_UPDATE)
-        system: SystemStatus | None = self.store.singleton(Topic.SYSTEM_STATUS_UPDATE)
+        status = self.store.one(GinieStatus)
+        system = self.store.one(SystemStatus)
         lines: list[str] = []
         if system is not None:
             engine = system.engine

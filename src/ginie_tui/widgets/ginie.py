@@ -4,35 +4,30 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from ginie_protocol.events import GinieStatus, Topic
-from ginie_tui.widgets.base import CommandRequested, Panel, fmt_in, fmt_time
+from ginie_protocol.events import GinieStatus
+from ginie_tui.widgets.base import CommandRequested, ModelPanel, fmt_in, fmt_time
 
 STATE_STYLE = {"running": "bold green", "stopped": "bold yellow", "blocked": "bold red"}
 
 
-class GiniePanel(Panel):
+class GiniePanel(ModelPanel[GinieStatus]):
     DEFAULT_CSS = """
-    GiniePanel #ginie-body { height: auto; }
-    GiniePanel Horizontal { height: auto; }
     GiniePanel Button { margin-right: 2; }
     """
     TITLE = "Ginie autopilot"
-    TOPICS = frozenset({Topic.GINIE_STATUS_UPDATE})
+    MODEL = GinieStatus
+    EMPTY = "no autopilot status yet"
+    BODY_ID = "ginie-body"
 
     def compose(self) -> ComposeResult:
-        yield Static(id="ginie-body")
+        yield from super().compose()
         with Horizontal():
             yield Button("Start", id="ginie-start", variant="success", compact=True)
             yield Button("Stop", id="ginie-stop", variant="warning", compact=True)
 
-    def refresh_all(self) -> None:
-        status: GinieStatus | None = self.store.singleton(Topic.GINIE_STATUS_UPDATE)
-        body = self.query_one("#ginie-body", Static)
-        if status is None:
-            body.update("[dim]no autopilot status yet[/]")
-            return
+    def describe(self, status: GinieStatus) -> str:
         now = self.clock.now_ms()
         style = STATE_STYLE[status.state]
         lines = [
@@ -46,7 +41,7 @@ class GiniePanel(Panel):
         if status.last_decision is not None:
             d = status.last_decision
             lines.append(f"Last   {d.symbol} {d.action}: {d.reason}")
-        body.update("\n".join(lines))
+        return "\n".join(lines)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

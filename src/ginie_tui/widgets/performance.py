@@ -27,7 +27,7 @@ class PerformancePanel(Panel):
         yield KeyedTable(COLUMNS, max_rows=200, newest_first=False)
 
     def refresh_all(self) -> None:
-        perf: Performance | None = self.store.singleton(Topic.PERFORMANCE_UPDATE)
+        perf = self.store.one(Performance)
         rows: list[tuple[str, list[Any]]] = []
         if perf is not None:
             rows += [(f"sym:{r.key}", self._cells(r, 0)) for r in perf.by_symbol]

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
-
-from ginie_protocol.events import Stats, Topic
-from ginie_tui.widgets.base import Panel
+from ginie_protocol.events import Stats
+from ginie_tui.widgets.base import ModelPanel
 
 
-class StatsPanel(Panel):
-    DEFAULT_CSS = """
-    StatsPanel Static { height: auto; }
-    """
+class StatsPanel(ModelPanel[Stats]):
     TITLE = "Trade sources"
-    TOPICS = frozenset({Topic.STATS_UPDATE})
+    MODEL = Stats
+    EMPTY = "no trade stats yet"
+    BODY_ID = "stats-body"
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="stats-body")
-
-    def refresh_all(self) -> None:
-        stats: Stats | None = self.store.singleton(Topic.STATS_UPDATE)
-        body = self.query_one("#stats-body", Static)
-        if stats is None:
-            body.update("[dim]no trade stats yet[/]")
-            return
+    def describe(self, stats: Stats) -> str:
         total = max(1, sum(stats.by_source.values()))
         lines = [
             f"Trades {stats.total_trades}   today {stats.trades_today}"
@@ -33,4 +21,4 @@ class StatsPanel(Panel):
         for source, count in sorted(stats.by_source.items()):
             share = count / total
             lines.append(f"{source:<10} {'█' * round(share * 20):<20} {count} ({share:.0%})")
-        body.update("\n".join(lines))
+        return "\n".join(lines)

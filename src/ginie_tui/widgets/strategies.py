@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from ginie_protocol import Topic
+from ginie_protocol.events import Performance
 from ginie_tui.store import Change
 from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_time
 
@@ -121,7 +122,7 @@ class StrategiesPanel(Panel):
         seen: dict[str, set[str]] = {}
         for item in self.store.items(Topic.SIGNAL_UPDATE) + self.store.items(Topic.CHAIN_UPDATE):
             seen.setdefault(item.strategy, set()).add(item.mode)
-        perf = self.store.singleton(Topic.PERFORMANCE_UPDATE)
+        perf = self.store.one(Performance)
         for row in perf.by_strategy if perf else []:
             seen.setdefault(row.key, set())
         return [

@@ -23,8 +23,8 @@ class SystemPanel(Panel):
         yield Static(id="system-body")
 
     def refresh_all(self) -> None:
-        health: ApiHealth | None = self.store.singleton(Topic.HEALTH_UPDATE)
-        system: SystemStatus | None = self.store.singleton(Topic.SYSTEM_STATUS_UPDATE)
+        health = self.store.one(ApiHealth)
+        system = self.store.one(SystemStatus)
         now = self.clock.now_ms()
         lines: list[str] = []
         if health is None:
