@@ -41,7 +41,7 @@ from ginie_protocol.events import WireModel, spec_of
 from ginie_server.clock import Clock
 from ginie_server.config import Limits
 from ginie_server.metrics import Histogram
-from ginie_server.storage.backend import Database, dialect_of
+from ginie_server.storage.backend import Database, batched, dialect_of
 from ginie_server.storage.db import StateWrite, read_epoch
 from ginie_server.storage.event_log import EventLog, LogRow
 
@@ -177,12 +177,13 @@ class Journal:
                     return True
             if db.in_transaction:
                 log.warning("a write outside the journal is committed with its unit of work")
-            for op in work.writes:
-                op(db)
-            if work.rows:
-                self._log.append_many(work.rows)
-            for user, seq in work.prune_due.items():
-                self._log.prune(user, self._limits.log_keep, seq)
+            with batched(db):
+                for op in work.writes:
+                    op(db)
+                if work.rows:
+                    self._log.append_many(work.rows)
+                for user, seq in work.prune_due.items():
+                    self._log.prune(user, self._limits.log_keep, seq)
         except self._errors:
             return self._failed()
         try:

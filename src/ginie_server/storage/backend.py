@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -80,12 +81,25 @@ class ServerDatabase(Database, Protocol):
 
     def migrate(self, component: str, migrations: Sequence[str]) -> None: ...
 
+    def pipeline(self) -> AbstractContextManager[object]:
+        """Send the statements run inside it together, without waiting for each answer; their
+        errors are raised at its end."""
+        ...
+
 
 def dialect_of(db: Database) -> Dialect:
     """The dialect of `db`: SQLite's for an `sqlite3.Connection`, else the one it names."""
     if isinstance(db, ServerDatabase):
         return db.dialect
     return SQLITE
+
+
+def batched(db: Database) -> AbstractContextManager[object]:
+    """Around statements that read nothing back: one round trip for all of them where `db`
+    is a server's (PostgreSQL's pipeline), nothing to do for SQLite's file."""
+    if isinstance(db, ServerDatabase):
+        return db.pipeline()
+    return nullcontext()
 
 
 def is_postgres_url(target: str | Path) -> bool:

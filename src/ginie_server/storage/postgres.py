@@ -5,8 +5,8 @@ epoch; `TradingStore` migrates its own tables through `PostgresDatabase.migrate`
 
 The connection is synchronous, like SQLite's: the journal's commit runs on the event loop and
 must be whole before fan-out sends anything, so there is nothing to overlap it with, and a
-commit on a local server costs a few round trips (the event rows go in one `executemany`,
-which psycopg pipelines). It runs in autocommit mode and opens a transaction itself at the
+commit costs two round trips: the journal sends its statements in one pipeline
+(`backend.batched`), then commits. It runs in autocommit mode and opens a transaction itself at the
 first write after a commit, as Python's `sqlite3` does, so that reads (authentication, REST,
 the user watch) never leave a transaction open on the server.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -146,6 +147,11 @@ class PostgresDatabase:
     def close(self) -> None:
         self._open = False
         self._drop()
+
+    def pipeline(self) -> AbstractContextManager[object]:
+        """psycopg's pipeline mode: the statements inside go out together, and the first
+        error among them is raised at the end (the transaction is then aborted)."""
+        return self._connection().pipeline()
 
     def migrate(self, component: str, migrations: Sequence[str]) -> None:
         """Apply the migrations of `component` not applied yet, all in one transaction that
