@@ -55,7 +55,6 @@ from ginie_tui.widgets.connection_details import ConnectionPanel
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.market import MarketPanel
 from ginie_tui.widgets.news import NewsPanel
-from ginie_tui.widgets.positions import PositionsPanel
 from ginie_tui.widgets.signals import SignalsPanel
 
 NEWS_INTERVAL_S = 180.0
@@ -107,10 +106,8 @@ class StoreChanged(Message):
 
 
 class MarketChanged(Message):
-    """Market data changed; a burst collapses into one (the panels read the latest)."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, MarketChanged)
+    """Market data changed; like StoreChanged, one is queued at a time and renders every
+    market change reported until it is handled (a burst renders once, the latest)."""
 
 
 class StatusChanged(Message):
@@ -176,6 +173,7 @@ class GinieApp(App[None]):
         """The id of each panel's tab, by the panel's id."""
         self.alerter = Alerter(settings.liquidation_alert_pct)
         self._unrendered: list[Change] = []
+        self._unrendered_market: list[Change] = []
         """Changes reported by the feed and not yet rendered (one StoreChanged is queued)."""
         self._gc_thresholds = gc.get_threshold()
 
@@ -230,12 +228,15 @@ class GinieApp(App[None]):
 
     def feed_changes(self, changes: list[Change]) -> None:
         user = [c for c in changes if SPECS[c.topic].scope is Scope.USER]
+        market = [c for c in changes if SPECS[c.topic].scope is Scope.MARKET]
         if user:
             if not self._unrendered:
                 self.post_message(StoreChanged())
             self._unrendered.extend(user)
-        if len(user) < len(changes):
-            self.post_message(MarketChanged())
+        if market:
+            if not self._unrendered_market:
+                self.post_message(MarketChanged())
+            self._unrendered_market.extend(market)
 
     def feed_status(self, status: ConnectionStatus) -> None:
         self.post_message(StatusChanged(status))
@@ -258,6 +259,21 @@ class GinieApp(App[None]):
         """Render every change reported since the last batch: one merged change per topic."""
         changes, self._unrendered = self._unrendered, []
         self._alert(self.alerter.observe(changes, self.store, self.clock.now_ms()))
+        self._route(changes)
+
+    def on_market_changed(self, _: MarketChanged) -> None:
+        """Render the market changes since the last batch, like user changes; then check the
+        positions' distance to liquidation and revalue an open order ticket."""
+        changes, self._unrendered_market = self._unrendered_market, []
+        self._route(changes)
+        self._alert(self.alerter.market(self.store, self.clock.now_ms()))
+        for screen in self.screen_stack:
+            if isinstance(screen, OrderTicket):
+                screen.refresh_preview()
+
+    def _route(self, changes: list[Change]) -> None:
+        """Hand each topic's merged change to the panels of that topic: rendered by those on
+        screen, marked for freshness on all of them."""
         touched: dict[int, Panel] = {}
         for change in merge_changes(changes):
             for panel in self._by_topic.get(change.topic, ()):
@@ -268,17 +284,6 @@ class GinieApp(App[None]):
             if change.topic == Topic.SIGNAL_UPDATE:
                 self._refresh_pending_modal()
         self._show_freshness(touched.values())
-
-    def on_market_changed(self, _: MarketChanged) -> None:
-        market = [p for p in self._panels if isinstance(p, MarketPanel | PositionsPanel)]
-        for panel in market:
-            if panel.ready and self._on_screen(panel):
-                panel.refresh_market()
-        self._show_freshness(market)
-        self._alert(self.alerter.market(self.store, self.clock.now_ms()))
-        for screen in self.screen_stack:
-            if isinstance(screen, OrderTicket):
-                screen.refresh_preview()
 
     def _on_screen(self, panel: Panel) -> bool:
         """True when `panel`'s tab is shown (a hidden panel renders when its tab is shown)."""

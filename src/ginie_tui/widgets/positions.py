@@ -13,7 +13,8 @@ from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_num, fmt_price
 
 class PositionsPanel(Panel):
     """One row per open position; a flat position leaves the table. The mark price shown is
-    the newer of the position's and the market stream's, and the P&L follows it."""
+    the newer of the position's and the market stream's, and the P&L follows it: a mark price
+    change updates the rows of its symbols."""
 
     TITLE = "Positions"
     TOPICS = frozenset({Topic.POSITION_UPDATE, Topic.FUTURES_MARK_PRICE_UPDATE})
@@ -54,12 +55,6 @@ class PositionsPanel(Panel):
 
     def export_items(self) -> list[Position]:
         return [p for p in self.store.items(Topic.POSITION_UPDATE) if p.size]
-
-    def refresh_market(self) -> None:
-        """Mark prices moved: update the rows of the symbols held."""
-        table = self.query_one(KeyedTable)
-        held = (self.store.get(Topic.POSITION_UPDATE, symbol) for symbol in table.keys)
-        table.upsert_many((p.symbol, self._cells(p)) for p in held if p is not None)
 
     def _cells(self, p: Position) -> list[Any]:
         mark, upnl = p.mark_price, p.unrealized_pnl
