@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -35,7 +36,7 @@ from ginie_protocol import (
 )
 from ginie_tui.alerts import DEFAULT_LIQUIDATION_PCT, Alert, Alerter, AlertKind
 from ginie_tui.clock import Clock, SystemClock
-from ginie_tui.connection import ConnectionStatus
+from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.export import file_name, write_models
 from ginie_tui.feed import CommandRefused, FeedPort
 from ginie_tui.palette import GinieCommands, PaletteEntry
@@ -151,6 +152,12 @@ class GinieApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
+    status: reactive[ConnectionStatus] = reactive(ConnectionStatus(ConnState.OFFLINE), init=False)
+    """The connection status: the indicator is bound to it, and a change reaches the
+    connection panel and the alerts (`watch_status`)."""
+    now: reactive[int] = reactive(0, init=False)
+    """The clock's time when the status was last shown; the indicator's relative times."""
+
     _indicator: ConnectionIndicator
     _connection: ConnectionPanel
     _tabs: TabbedContent
@@ -166,7 +173,7 @@ class GinieApp(App[None]):
         self.store = store
         self.clock = clock
         self.settings = settings
-        self.status = feed.status()
+        self.set_reactive(GinieApp.status, feed.status())
         self._by_topic: dict[Topic, list[Panel]] = {}
         self._panels: list[Panel] = []
         self._tab_of: dict[int, str] = {}
@@ -180,7 +187,7 @@ class GinieApp(App[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield ConnectionIndicator()
+        yield ConnectionIndicator().data_bind(GinieApp.status, GinieApp.now)
         with TabbedContent(initial="trading"):
             yield TradingPane("1 Trading", self.store, self.clock, id="trading")
             yield AutopilotPane("2 Autopilot", self.store, self.clock, id="autopilot")
@@ -211,6 +218,8 @@ class GinieApp(App[None]):
             self._tab_of[id(panel)] = panel.query_ancestor(TabPane).id or ""
             for topic in panel.topics:
                 self._by_topic.setdefault(topic, []).append(panel)
+        self.now = self.clock.now_ms()
+        self.watch_status(self.status)
         self._show_status(self.status)
         self.run_worker(self._run_feed(), name="feed", group="feed")
         if self.settings.news_url:
@@ -312,13 +321,15 @@ class GinieApp(App[None]):
         self._show_status(self.feed.status())
 
     def _show_status(self, status: ConnectionStatus) -> None:
+        """Show `status` as of now (the tick does, to move the relative times on)."""
+        self.now = self.clock.now_ms()
         self.status = status
-        self._indicator.now = self.clock.now_ms()
-        self._indicator.status = status
-        self._connection.show(status)
         self._render_if_shown(self._connection)
         self._show_freshness()
-        self._alert(self.alerter.connection(status, self._indicator.now))
+
+    def watch_status(self, status: ConnectionStatus) -> None:
+        self._connection.show(status)
+        self._alert(self.alerter.connection(status, self.now))
 
     def _show_freshness(self, panels: Iterable[Panel] | None = None) -> None:
         """Set the freshness marks of `panels` (all when None; the tick and status do all)."""

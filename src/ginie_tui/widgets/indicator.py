@@ -39,7 +39,8 @@ def describe_status(status: ConnectionStatus, now: int) -> str:
 
 
 class ConnectionIndicator(Static):
-    """Shows `describe_status` of the current status and the banner; the app sets them."""
+    """Shows `describe_status` of the current status and the banner; `status` and `now` are
+    bound to the app's (`data_bind`)."""
 
     DEFAULT_CSS = """
     ConnectionIndicator {
