@@ -14,7 +14,6 @@ from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.palette import palette_entries
 from ginie_tui.screens.modals import ConfirmModal, PendingSignalsModal, parse_rule_assignments
 from ginie_tui.store import Store
-from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator, describe_status
 from ginie_tui.widgets.lifecycle import SHOWN, LifecyclePanel
 from ginie_tui.widgets.positions import PositionsPanel
@@ -38,9 +37,7 @@ def app_with(feed: RecordedFeed, store: Store | None = None) -> GinieApp:
 
 
 def cell(app: GinieApp, panel: type, row: str, column: str) -> str:
-    table = app.query_one(panel).query_one("KeyedTable, RowLog")
-    assert isinstance(table, KeyedTable | RowLog)
-    return str(table.get_cell(row, column))
+    return str(app.query_one(panel).query_one(RowLog).get_cell(row, column))
 
 
 def hint(modal: PendingSignalsModal) -> str:
@@ -72,7 +69,7 @@ async def test_approving_shows_the_result_only_from_the_following_event() -> Non
         approved = signal.model_copy(update={"status": "approved", "decided_at": T0})
         feed.deliver(make_event(approved, ts=T0, seq=NEXT_SEQ, epoch=EPOCH))
         await wait_for(lambda: "approved" in cell(app, SignalsPanel, "sig-2", "status"))
-        table = modal.query_one(KeyedTable)
+        table = modal.query_one(RowLog)
         await wait_for(lambda: "approved" in str(table.get_cell("sig-2", "status")))
         await pilot.press("a")
         await wait_for(lambda: any("already approved" in n for n in notes(app)))
@@ -236,7 +233,7 @@ async def test_market_ticks_update_position_marks_in_place() -> None:
             )
             feed.deliver(make_event(tick, ts=T0))
         await wait_for(lambda: cell(app, PositionsPanel, "BTCUSDT", "mark") == "65,099.00")
-        assert app.query_one(PositionsPanel).query_one(KeyedTable).row_count == 1
+        assert app.query_one(PositionsPanel).query_one(RowLog).row_count == 1
 
 
 def test_the_palette_offers_every_command() -> None:

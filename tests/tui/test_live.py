@@ -22,9 +22,9 @@ from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.connection import ConnState
 from ginie_tui.feed import CommandRefused, Feed, FeedSettings
 from ginie_tui.screens.modals import PendingSignalsModal
-from ginie_tui.widgets.base import KeyedTable
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.market import MarketPanel
+from ginie_tui.widgets.rowlog import RowLog
 from ginie_tui.widgets.signals import SignalsPanel
 from tests.faults.proxy import Direction, FaultProxy, is_websocket_upgrade
 from tests.harness import ScriptedSource, running_server, wait_for
@@ -120,7 +120,7 @@ async def test_a_published_event_appears_in_its_panel(tmp_path: Path) -> None:
             await wait_for(state_is(app, ConnState.LIVE), timeout=10)
             await pilot.press("2")
             rs.hub.publish("demo", signal(1, int(time.time() * 1000)))
-            table = app.query_one(SignalsPanel).query_one(KeyedTable)
+            table = app.query_one(SignalsPanel).query_one(RowLog)
             await wait_for(lambda: "live-1" in table.keys, timeout=5)
             assert "pending" in str(table.get_cell("live-1", "status"))
             await wait_for(lambda: "1 pending" in str(app.query_one(SignalsPanel).border_title))
@@ -250,7 +250,7 @@ async def test_a_restarted_server_brings_the_console_back_live_with_nothing_miss
                 for n in (4, 5, 6):
                     source.emit("demo", signal(n, now))
                 await wait_for(state_is(app, ConnState.LIVE), timeout=10)
-                table = app.query_one(SignalsPanel).query_one(KeyedTable)
+                table = app.query_one(SignalsPanel).query_one(RowLog)
                 wanted = {f"live-{n}" for n in range(1, 7)}
                 await wait_for(lambda: wanted <= set(table.keys), timeout=5)
                 assert app.store.epoch == epoch, "same database, same epoch"
@@ -288,7 +288,7 @@ async def test_approving_a_pending_signal_from_the_modal(tmp_path: Path) -> None
             await pilot.press("y")
             decided = lambda: app.store.get(Topic.SIGNAL_UPDATE, chosen.signal_id).status  # noqa: E731
             await wait_for(lambda: decided() != "pending", timeout=10)
-            table = app.query_one(SignalsPanel).query_one(KeyedTable)
+            table = app.query_one(SignalsPanel).query_one(RowLog)
             await wait_for(
                 lambda: decided() in str(table.get_cell(chosen.signal_id, "status")), timeout=5
             )

@@ -15,7 +15,8 @@ from textual.widgets import Input, Label, Static
 from ginie_protocol import TRADING_COMMANDS, Ack, CommandArgsError, parse_command_args
 from ginie_protocol.events import Signal, Topic
 from ginie_tui.store import Store
-from ginie_tui.widgets.base import CommandRequested, KeyedTable, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.base import CommandRequested, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.rowlog import RowLog
 from ginie_tui.widgets.signals import STATUS_STYLE
 
 MODAL_CSS = """
@@ -76,7 +77,7 @@ class PendingSignalsModal(ModalScreen[None]):
     DEFAULT_CSS = (
         MODAL_CSS.format(name="PendingSignalsModal")
         + """
-    PendingSignalsModal KeyedTable { height: auto; max-height: 14; }
+    PendingSignalsModal RowLog { height: auto; max-height: 14; }
     """
     )
     BINDINGS = [
@@ -108,7 +109,7 @@ class PendingSignalsModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("[b]Pending signals[/]")
-            yield KeyedTable(self.COLUMNS, max_rows=100, id="pending-table")
+            yield RowLog(self.COLUMNS, max_rows=100, id="pending-table")
             yield Static(self.HINT, classes="hint", id="pending-hint")
 
     def on_mount(self) -> None:
@@ -124,15 +125,12 @@ class PendingSignalsModal(ModalScreen[None]):
             for key in self.shown
             if (signal := self.store.get(Topic.SIGNAL_UPDATE, key)) is not None
         ]
-        self.query_one(KeyedTable).replace_all(rows)
+        self.query_one(RowLog).replace_all(rows)
         if not rows:
             self._hint("No pending signals.  esc: close")
 
     def selected(self) -> Signal | None:
-        table = self.query_one(KeyedTable)
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = self.query_one(RowLog).selected_key
         return self.store.get(Topic.SIGNAL_UPDATE, key) if key else None
 
     def action_decide(self, name: str) -> None:

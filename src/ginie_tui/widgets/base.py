@@ -356,8 +356,8 @@ Columns = tuple[tuple[str, str, int], ...]
 class ItemsPanel(Panel):
     """A panel that shows one collection topic as rows, one per item, keyed like the topic.
 
-    Subclasses set TITLE, TOPIC, COLUMNS and `cells`; `make_table` picks the row widget
-    (a keyed DataTable by default; a RowLog for append-mostly panels). Rows are keyed by the
+    Subclasses set TITLE, TOPIC, COLUMNS and `cells`, and may override `make_table` (a RowLog
+    of MAX_ROWS rows, newest first, by default). Rows are keyed by the
     topic's key field. A change updates only the rows of the items it names; a reset renders
     everything again."""
 
@@ -375,16 +375,16 @@ class ItemsPanel(Panel):
         cls.TOPICS = frozenset({cls.TOPIC})
         cls.KEY = key
 
-    def make_table(self) -> KeyedTable | RowLog:
+    def make_table(self) -> RowLog:
         """The widget that holds the rows."""
-        return KeyedTable(self.COLUMNS, max_rows=self.MAX_ROWS)
+        return RowLog(self.COLUMNS, max_rows=self.MAX_ROWS)
 
     def compose(self) -> ComposeResult:
         self._table = self.make_table()
         yield self._table
 
     @property
-    def table(self) -> KeyedTable | RowLog:
+    def table(self) -> RowLog:
         """The row widget, once composed."""
         return self._table
 

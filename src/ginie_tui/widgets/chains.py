@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 
 from ginie_protocol.events import Chain, Topic
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_price, fmt_signed, fmt_time
+from ginie_tui.widgets.base import Panel, Ranked, fmt_price, fmt_signed, fmt_time
+from ginie_tui.widgets.rowlog import RowLog
 
 OPEN_ORDER = frozenset({"NEW", "PARTIALLY_FILLED"})
 
@@ -37,11 +38,11 @@ class ChainsPanel(Panel):
     )
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=200)
+        yield RowLog(self.COLUMNS, max_rows=200)
 
     def refresh_all(self) -> None:
         counts = self._open_orders()
-        self.query_one(KeyedTable).replace_all(
+        self.query_one(RowLog).replace_all(
             (c.chain_id, self._cells(c, counts[c.chain_id]))
             for c in self.store.items(Topic.CHAIN_UPDATE)
         )
@@ -57,7 +58,7 @@ class ChainsPanel(Panel):
             chain_ids = list(dict.fromkeys(o.chain_id for o in orders if o and o.chain_id))
         chains = (self.store.get(Topic.CHAIN_UPDATE, chain_id) for chain_id in chain_ids)
         counts = self._open_orders()
-        self.query_one(KeyedTable).upsert_many(
+        self.query_one(RowLog).upsert_many(
             (c.chain_id, self._cells(c, counts[c.chain_id])) for c in chains if c is not None
         )
 

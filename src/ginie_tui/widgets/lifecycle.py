@@ -6,7 +6,6 @@ from typing import Any
 
 from ginie_protocol.events import LifecycleEvent, Topic
 from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_time
-from ginie_tui.widgets.rowlog import RowLog
 
 SHOWN = 300
 """Rows on screen; the store keeps up to 10,000 events."""
@@ -15,6 +14,7 @@ SHOWN = 300
 class LifecyclePanel(ItemsPanel):
     TITLE = "Lifecycle events"
     TOPIC = Topic.LIFECYCLE_EVENT
+    MAX_ROWS = SHOWN
     COLUMNS = (
         ("time", "Time", 8),
         ("step", "Step", 12),
@@ -22,9 +22,6 @@ class LifecyclePanel(ItemsPanel):
         ("symbol", "Symbol", 8),
         ("chain", "Chain", 10),
     )
-
-    def make_table(self) -> RowLog:
-        return RowLog(self.COLUMNS, max_rows=SHOWN)
 
     def shown_items(self) -> list[LifecycleEvent]:
         return self.store.items(self.TOPIC)[-SHOWN:]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ginie_protocol.events import ModeAllocation, Topic
-from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_num
+from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_num
 from ginie_tui.widgets.breaker import gauge
 from ginie_tui.widgets.mode_safety import MODE_ORDER
+from ginie_tui.widgets.rowlog import RowLog
 
 
 class ModeAllocationPanel(ItemsPanel):
@@ -23,8 +24,8 @@ class ModeAllocationPanel(ItemsPanel):
         ("open", "Open", 4),
     )
 
-    def make_table(self) -> KeyedTable:
-        return KeyedTable(self.COLUMNS, max_rows=10, newest_first=False)
+    def make_table(self) -> RowLog:
+        return RowLog(self.COLUMNS, max_rows=10, newest_first=False)
 
     def cells(self, m: ModeAllocation) -> list[Any]:
         return [

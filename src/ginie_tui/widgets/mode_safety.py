@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ginie_protocol.events import ModeSafety, Topic
-from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_in, fmt_num
+from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_in, fmt_num
+from ginie_tui.widgets.rowlog import RowLog
 
 MODE_ORDER = {"scalp": 0, "swing": 1, "position": 2}
 STATUS_STYLE = {"active": "green", "paused": "yellow", "blocked": "bold red"}
@@ -23,8 +24,8 @@ class ModeSafetyPanel(ItemsPanel):
         ("reason", "Reason", 24),
     )
 
-    def make_table(self) -> KeyedTable:
-        return KeyedTable(self.COLUMNS, max_rows=10, newest_first=False)
+    def make_table(self) -> RowLog:
+        return RowLog(self.COLUMNS, max_rows=10, newest_first=False)
 
     def cells(self, m: ModeSafety) -> list[Any]:
         return [

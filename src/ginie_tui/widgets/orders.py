@@ -6,7 +6,6 @@ from typing import Any
 
 from ginie_protocol.events import Order, Topic
 from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_price, fmt_time
-from ginie_tui.widgets.rowlog import RowLog
 
 
 class OrdersPanel(ItemsPanel):
@@ -22,9 +21,6 @@ class OrdersPanel(ItemsPanel):
         ("price", "Price", 9),
         ("id", "Order", 8),
     )
-
-    def make_table(self) -> RowLog:
-        return RowLog(self.COLUMNS, max_rows=self.MAX_ROWS)
 
     def cells(self, o: Order) -> list[Any]:
         price = o.avg_price or o.price or o.stop_price

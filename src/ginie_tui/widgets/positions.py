@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 
 from ginie_protocol.events import Position, Topic
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_num, fmt_price, fmt_signed
+from ginie_tui.widgets.base import Panel, Ranked, fmt_num, fmt_price, fmt_signed
+from ginie_tui.widgets.rowlog import RowLog
 
 
 class PositionsPanel(Panel):
@@ -31,19 +32,19 @@ class PositionsPanel(Panel):
     )
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=100, newest_first=False)
+        yield RowLog(self.COLUMNS, max_rows=100, newest_first=False)
 
     def refresh_all(self) -> None:
         rows = [
             (p.symbol, self._cells(p)) for p in self.store.items(Topic.POSITION_UPDATE) if p.size
         ]
-        self.query_one(KeyedTable).replace_all(rows)
+        self.query_one(RowLog).replace_all(rows)
 
     def apply_change(self, change: Change) -> None:
         if change.reset:
             self.refresh_all()
             return
-        table = self.query_one(KeyedTable)
+        table = self.query_one(RowLog)
         rows: list[tuple[str, list[Any]]] = []
         for symbol in change.keys:
             position = self.store.get(Topic.POSITION_UPDATE, symbol)

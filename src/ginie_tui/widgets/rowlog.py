@@ -1,4 +1,4 @@
-"""RowLog: a table for append-mostly rows (lifecycle events, fills, orders), newest first.
+"""RowLog: the console's one table widget: keyed rows, ordered by rank, newest first by default.
 
 A DataTable re-renders every visible cell whenever anything in it changes (its render caches are
 keyed by one update counter): about 11 ms a frame for 17 rows at 200 columns. A RowLog renders
@@ -6,7 +6,8 @@ each row once into a Strip and keeps it, so a new row costs the rendering of tha
 a frame costs copying cached strips. It is a Line API widget (ScrollView + `render_line`) that
 looks like the KeyedTable it replaces: a bold header line, zebra stripes, a row cursor, fixed
 column widths, one line a row. Rows are keyed, ordered by their first cell's rank (a `Ranked`),
-updated in place by key and bounded: past `max_rows` the lowest ranks go.
+highest first (or lowest first, `newest_first=False`), updated in place by key and bounded:
+past `max_rows` the rows shown last go. Enter or a click on a row posts `RowLog.Selected`.
 
 Limits: rows are one line; cells are markup strings, cut at their column's width; there is no
 horizontal scrolling and no sorting other than by rank.
@@ -21,8 +22,10 @@ from typing import Any, ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -77,22 +80,44 @@ class RowLog(ScrollView, can_focus=True):
         Binding("down", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "edge(-1)", "Newest", show=False),
-        Binding("end", "edge(1)", "Oldest", show=False),
+        Binding("home", "edge(-1)", "Top", show=False),
+        Binding("end", "edge(1)", "Bottom", show=False),
+        Binding("enter", "select", "Select", show=False),
     ]
 
     cursor_row: reactive[int] = reactive(0, init=False)
-    """The highlighted row, counted from the top (the newest)."""
+    """The highlighted row, counted from the top."""
 
-    def __init__(self, columns: Sequence[tuple[str, str, int]], max_rows: int = 200) -> None:
-        super().__init__()
+    class Selected(Message):
+        """The row of `key` was chosen (enter, or a click)."""
+
+        def __init__(self, row_log: RowLog, key: str) -> None:
+            super().__init__()
+            self.row_log = row_log
+            self.key = key
+
+        @property
+        def control(self) -> RowLog:
+            return self.row_log
+
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, str, int]],
+        max_rows: int = 200,
+        newest_first: bool = True,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self._newest_first = newest_first
         self._columns = list(columns)
         self._column_index = {key: i for i, (key, _, _) in enumerate(self._columns)}
         self._max_rows = max_rows
         self._cells: dict[str, list[Any]] = {}
         """Every row held, by key."""
         self._order: list[tuple[Any, str]] = []
-        """(rank, key) of every row, lowest rank first; the screen shows it reversed."""
+        """(rank, key) of every row, lowest rank first; shown reversed when newest first."""
         self._strips: dict[tuple[str, int], Strip] = {}
         """Rendered rows by (key, look); emptied when the width, focus or theme changes."""
         self._header: Strip | None = None
@@ -109,7 +134,17 @@ class RowLog(ScrollView, can_focus=True):
     @property
     def keys(self) -> list[str]:
         """Keys top to bottom."""
-        return [key for _, key in reversed(self._order)]
+        shown = reversed(self._order) if self._newest_first else iter(self._order)
+        return [key for _, key in shown]
+
+    def _key_at(self, index: int) -> str:
+        """The key of the row `index` lines from the top."""
+        return self._order[-1 - index if self._newest_first else index][1]
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, or None when there are no rows."""
+        return self._key_at(self.cursor_row) if self._order else None
 
     @property
     def row_count(self) -> int:
@@ -117,7 +152,7 @@ class RowLog(ScrollView, can_focus=True):
 
     def get_row_at(self, index: int) -> list[Any]:
         """The cells of the row `index` lines from the top."""
-        return self._cells[self._order[-1 - index][1]]
+        return self._cells[self._key_at(index)]
 
     def get_cell(self, key: str, column: str) -> Any:
         return self._cells[key][self._column_index[column]]
@@ -154,7 +189,7 @@ class RowLog(ScrollView, can_focus=True):
                 self._forget(key)
                 changed = True
         while len(self._order) > self._max_rows:
-            self._forget(self._order[0][1])
+            self._forget(self._order[0 if self._newest_first else -1][1])
         if changed:
             self.cursor_row = min(self.cursor_row, max(0, len(self._order) - 1))
             self._fit_rows()
@@ -179,6 +214,14 @@ class RowLog(ScrollView, can_focus=True):
         if wants_bar:
             self.vertical_scrollbar.window_virtual_size = size.height
         self.scroll_y = self.validate_scroll_y(self.scroll_y)
+
+    def remove_key(self, key: str) -> None:
+        """Take the row of `key` out, if it is held."""
+        if key in self._cells:
+            self._forget(key)
+            self.cursor_row = min(self.cursor_row, max(0, len(self._order) - 1))
+            self._fit_rows()
+            self.refresh()
 
     def _forget(self, key: str) -> None:
         cells = self._cells.pop(key)
@@ -207,7 +250,7 @@ class RowLog(ScrollView, can_focus=True):
             if self._blank is None:
                 self._blank = Strip.blank(width, self._styles["blank"])
             return self._blank
-        key = self._order[-1 - index][1]
+        key = self._key_at(index)
         stripe = index % 2
         look = CURSOR + stripe if index == self.cursor_row else stripe
         strip = self._strips.get((key, look))
@@ -275,3 +318,15 @@ class RowLog(ScrollView, can_focus=True):
 
     def action_edge(self, step: int) -> None:
         self.cursor_row = 0 if step < 0 else max(0, len(self._order) - 1)
+
+    def action_select(self) -> None:
+        key = self.selected_key
+        if key is not None:
+            self.post_message(self.Selected(self, key))
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a row puts the cursor there and selects it (the header does nothing)."""
+        index = self.scroll_offset.y + event.y - 1
+        if event.y >= 1 and 0 <= index < len(self._order):
+            self.cursor_row = index
+            self.action_select()

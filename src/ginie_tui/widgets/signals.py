@@ -11,7 +11,8 @@ from textual.message import Message
 
 from ginie_protocol.events import Signal, Topic
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import ItemsPanel, KeyedTable, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.base import ItemsPanel, Ranked, fmt_price, fmt_time
+from ginie_tui.widgets.rowlog import RowLog
 
 STATUS_STYLE = {
     "pending": "bold yellow",
@@ -39,8 +40,8 @@ class SignalsPanel(ItemsPanel):
     class PendingRequested(Message):
         """The user asked to review pending signals."""
 
-    def make_table(self) -> KeyedTable:
-        return KeyedTable(self.COLUMNS, max_rows=self.MAX_ROWS, id="signals-table")
+    def make_table(self) -> RowLog:
+        return RowLog(self.COLUMNS, max_rows=self.MAX_ROWS, id="signals-table")
 
     def refresh_all(self) -> None:
         super().refresh_all()
@@ -57,7 +58,7 @@ class SignalsPanel(ItemsPanel):
         count = len(self.pending())
         self.border_title = f"{self.TITLE}: {count} pending (s to review)" if count else self.TITLE
 
-    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+    def on_row_log_selected(self, event: RowLog.Selected) -> None:
         event.stop()
         self.post_message(self.PendingRequested())
 

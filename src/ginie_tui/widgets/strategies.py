@@ -19,7 +19,8 @@ from textual.binding import Binding
 from ginie_protocol import Topic
 from ginie_protocol.events import Performance
 from ginie_tui.store import Change
-from ginie_tui.widgets.base import KeyedTable, Panel, Ranked, fmt_time
+from ginie_tui.widgets.base import Panel, Ranked, fmt_time
+from ginie_tui.widgets.rowlog import RowLog
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class StrategiesPanel(Panel):
         self.action_reload()
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, max_rows=100, newest_first=False)
+        yield RowLog(self.COLUMNS, max_rows=100, newest_first=False)
 
     def refresh_all(self) -> None:
         """Strategies are static: load them only on mount and on demand."""
@@ -94,7 +95,7 @@ class StrategiesPanel(Panel):
             self.action_reload()
 
     def action_reload(self) -> None:
-        table = self.query_one(KeyedTable)
+        table = self.query_one(RowLog)
         try:
             strategies = self._load()
         except StrategyFileError as exc:

@@ -13,7 +13,6 @@ from ginie_tui.widgets.base import (
     fmt_signed,
     fmt_time,
 )
-from ginie_tui.widgets.rowlog import RowLog
 
 
 class TradesPanel(ItemsPanel):
@@ -28,9 +27,6 @@ class TradesPanel(ItemsPanel):
         ("pnl", "P&L", 7),
         ("fee", "Fee", 5),
     )
-
-    def make_table(self) -> RowLog:
-        return RowLog(self.COLUMNS, max_rows=self.MAX_ROWS)
 
     def cells(self, t: Trade) -> list[Any]:
         return [
