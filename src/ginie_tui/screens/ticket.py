@@ -95,17 +95,17 @@ class OrderTicket(ModalScreen[None]):
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
-    def __init__(self, store: Store, host: CommandHost, symbol: str = "") -> None:
+    def __init__(self, store: Store, host: CommandHost) -> None:
         super().__init__()
         self.store = store
         self.host = host
-        self.symbol = symbol or default_symbol(store)
+        self.symbol = default_symbol(store)
+        """The symbol the ticket opens with."""
         self.sending = False
         """True while an order.place waits for its ACK (enter does nothing meanwhile)."""
 
     def compose(self) -> ComposeResult:
-        rules = self.store.one(AutopilotRules)
-        leverage = rules.leverage if rules is not None else DEFAULT_LEVERAGE
+        leverage = self._default_leverage()
         selects = {
             name: Select(options, value=options[0][1], allow_blank=False, compact=True, id=name)
             for name, options in (
@@ -163,7 +163,9 @@ class OrderTicket(ModalScreen[None]):
         return rules.leverage if rules is not None else DEFAULT_LEVERAGE
 
     def refresh_preview(self) -> None:
-        """Value the order at the mark price now in the store."""
+        """Value the order at the mark price now in the store (once the fields exist)."""
+        if not self.query("#ticket-preview"):
+            return
         form, _ = self.form()
         mark_price = self.store.mark_price(form.symbol)
         mark = mark_price.mark_price if mark_price is not None else None
