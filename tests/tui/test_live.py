@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from textual.widgets import Sparkline
 
 from ginie_protocol import Topic
 from ginie_protocol.events import Signal
@@ -22,6 +21,7 @@ from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.connection import ConnState
 from ginie_tui.feed import CommandRefused, Feed, FeedSettings
 from ginie_tui.screens.modals import PendingSignalsModal
+from ginie_tui.widgets.chart import CandleChart
 from ginie_tui.widgets.indicator import ConnectionIndicator
 from ginie_tui.widgets.market import MarketPanel
 from ginie_tui.widgets.rowlog import RowLog
@@ -196,8 +196,13 @@ async def test_a_shown_symbol_gets_its_candle_history_once_per_connection(
             served = reply.json()["data"]["FUTURES_KLINE_UPDATE"]
             held = {k.open_time for k in app.store.klines(first)}
             assert len(served) > 1 and {k["open_time"] for k in served[:-1]} <= held
-            spark = panel.query_one(Sparkline)
-            await wait_for(lambda: len(list(spark.data or [])) == len(app.store.klines(first)))
+            chart = panel.query_one(CandleChart)
+            await wait_for(
+                lambda: (
+                    chart.figure is not None
+                    and len(chart.figure.candles) == len(app.store.klines(first))
+                )
+            )
             assert await market_calls(rs.url, rs.token) == 2, "the console's fetch and ours"
 
             panel.cycle(1)

@@ -1,4 +1,4 @@
-"""P&L: the dashboard with its summary cards, performance, trade sources."""
+"""P&L: the dashboard with its cards and charts, performance as bars, trade sources."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ginie_tui.widgets.stats import StatsPanel
 
 class PnlPane(GroupPane):
     DEFAULT_CSS = """
-    PnlPane > Grid { grid-rows: 14 1fr; }
+    PnlPane > Grid { grid-rows: 3fr 2fr; }
     """
 
     def panels(self) -> list[Panel]:
