@@ -1,18 +1,17 @@
-"""What every panel shares: the bordered Panel with its freshness mark, a keyed bounded table,
-and the formatting of numbers and times (UTC, so recorded screens do not depend on a zone)."""
+"""What every panel shares: the bordered Panel with its freshness mark, the panels of rows and
+of one model, and the formatting of numbers and times (UTC, so recorded screens do not depend
+on a zone). The one table widget is `RowLog` (rowlog.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Static
-from textual.widgets.data_table import CellKey, RowKey
+from textual.widgets import Static
 
 from ginie_protocol import SPECS, Topic, spec_of
 from ginie_protocol.events import WireModel
@@ -108,136 +107,6 @@ class Ranked(str):
         cell = super().__new__(cls, text)
         cell.rank = rank
         return cell
-
-
-class KeyedTable(DataTable[Any]):
-    """A DataTable whose rows are updated in place by key, ordered by the first column's rank,
-    and bounded: past `max_rows` the rows with the lowest rank go. Column widths are fixed.
-
-    Rows arrive in batches (`upsert_many`, `replace_all`): a batch costs one sort of the held
-    rows and one re-numbering of the table, however many rows it brings, and a row that the
-    batch itself pushes past the bound is never added. `DataTable.remove_row` re-numbers every
-    row on each call, so rows leaving with a batch are dropped together (`_forget_rows`); that
-    and the re-numbering use DataTable's internals, which is why textual is pinned exactly.
-    """
-
-    DEFAULT_CSS = """
-    KeyedTable { height: 1fr; scrollbar-size-horizontal: 0; }
-    """
-
-    def __init__(
-        self,
-        columns: Sequence[tuple[str, str, int]],
-        max_rows: int = 200,
-        newest_first: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._column_spec = list(columns)
-        self._max_rows = max_rows
-        self._newest_first = newest_first
-        self._cells: dict[str, list[Any]] = {}
-        """Every row held, by key, in the order the keys first arrived."""
-        self._shown: list[str] = []
-        """The keys top to bottom, as the table shows them."""
-        self._columns_ready = False
-
-    def _ensure_columns(self) -> None:
-        if not self._columns_ready:
-            for key, label, width in self._column_spec:
-                self.add_column(label, width=width, key=key)
-            self._columns_ready = True
-
-    @property
-    def keys(self) -> list[str]:
-        return list(self._cells)
-
-    def upsert(self, key: str, cells: Sequence[Any]) -> None:
-        """Add or update one row; the first cell should be a Ranked."""
-        self._apply([(key, cells)], keep_only=False)
-
-    def upsert_many(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        """Add or update many rows (a later row of the same key wins), then trim and order once."""
-        self._apply(rows, keep_only=False)
-
-    def remove_key(self, key: str) -> None:
-        """Take the row of `key` out, if it is held."""
-        if key in self._cells:
-            del self._cells[key]
-            self._shown.remove(key)
-            self.remove_row(key)
-
-    def replace_all(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        """Make the table hold exactly `rows`, updating rows that stay in place."""
-        self._apply(rows, keep_only=True)
-
-    def _apply(self, rows: Iterable[tuple[str, Sequence[Any]]], keep_only: bool) -> None:
-        self._ensure_columns()
-        new: dict[str, list[Any]] = {}
-        seen: set[str] = set()
-        moved = False
-        for key, row in rows:
-            cells = list(row)
-            seen.add(key)
-            if key in new or key not in self._cells:
-                new[key] = cells
-                self._cells[key] = cells
-                moved = True
-            else:
-                moved = self._update_row(key, cells) or moved
-        gone = [key for key in self._cells if key not in seen] if keep_only else []
-        if not (moved or gone):
-            return
-        for key in gone:
-            del self._cells[key]
-        ordered = sorted(
-            self._cells, key=lambda k: _rank(self._cells[k]), reverse=self._newest_first
-        )
-        kept, dropped = ordered[: self._max_rows], ordered[self._max_rows :]
-        for key in dropped:
-            del self._cells[key]
-        for key in kept:
-            if key in new:
-                self.add_row(*new[key], key=key)
-        self._new_rows.clear()  # fixed widths, one line a row: nothing to measure on idle
-        self._forget_rows([*gone, *(key for key in dropped if key not in new)])
-        if kept != self._shown:
-            self._show_in_order(kept, resized=len(kept) != len(self._shown))
-
-    def _update_row(self, key: str, cells: list[Any]) -> bool:
-        """Update the changed cells of a held row; True when its rank changed."""
-        held = self._cells[key]
-        for (column, _, _), old, cell in zip(self._column_spec, held, cells, strict=True):
-            if old != cell or getattr(old, "rank", None) != getattr(cell, "rank", None):
-                self.update_cell(key, column, cell)
-        self._cells[key] = cells
-        return bool(_rank(held) != _rank(cells))
-
-    def _forget_rows(self, keys: list[str]) -> None:
-        """Take rows out of the table's data; `_show_in_order` then numbers the rest once."""
-        for key in keys:
-            row_key = RowKey(key)
-            for column_key in self._data[row_key]:
-                self._updated_cells.discard(CellKey(row_key, column_key))
-            del self.rows[row_key]
-            del self._data[row_key]
-
-    def _show_in_order(self, keys: list[str], resized: bool) -> None:
-        """Number the rows top to bottom as `keys` (what DataTable.sort and remove_row do)."""
-        self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
-        self._shown = keys
-        self._update_count += 1
-        if resized:
-            self._require_update_dimensions = True
-            self.cursor_coordinate = self.cursor_coordinate
-            self.hover_coordinate = self.hover_coordinate
-            self.refresh(layout=True)
-        else:
-            self.refresh()
-
-
-def _rank(cells: list[Any]) -> Any:
-    return getattr(cells[0], "rank", cells[0])
 
 
 class Panel(Vertical):

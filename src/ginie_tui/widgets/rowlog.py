@@ -4,7 +4,7 @@ A DataTable re-renders every visible cell whenever anything in it changes (its r
 keyed by one update counter): about 11 ms a frame for 17 rows at 200 columns. A RowLog renders
 each row once into a Strip and keeps it, so a new row costs the rendering of that row alone and
 a frame costs copying cached strips. It is a Line API widget (ScrollView + `render_line`) that
-looks like the KeyedTable it replaces: a bold header line, zebra stripes, a row cursor, fixed
+looks like a DataTable of rows: a bold header line, zebra stripes, a row cursor, fixed
 column widths, one line a row. Rows are keyed, ordered by their first cell's rank (a `Ranked`),
 highest first (or lowest first, `newest_first=False`), updated in place by key and bounded:
 past `max_rows` the rows shown last go. Enter or a click on a row posts `RowLog.Selected`.
