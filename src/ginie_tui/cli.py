@@ -7,6 +7,7 @@
     ginie-tui --demo [--speed 60]
     ginie-tui tail [--types T1,T2] [--json] [--url ...] [--token ...] [--ca PEM]
     ginie-tui export trades|orders|lifecycle [--since YYYY-MM-DD] [--format csv|json] [-o FILE]
+    ginie-tui web [--host 127.0.0.1] [--port 8080] [--url ...] [--tls-cert PEM --tls-key PEM]
 
 Bad arguments, an unreachable server or a refused token: one line on stderr, exit 2.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from ginie_protocol import SPECS
+from ginie_tui import web
 from ginie_tui.alerts import DEFAULT_LIQUIDATION_PCT, AlertKind, parse_kinds
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.demo import DEMO_SPEED, DemoError, DemoServer
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None, run_app: AppRunner = _run_app) -> int:
     """Entry point; `run_app` runs the built console (tests run it headless)."""
     args_list = sys.argv[1:] if argv is None else argv
     try:
+        if args_list[:1] == ["web"]:
+            return web.main(args_list[1:])
         if args_list[:1] == ["tail"]:
             return _tail(tail_parser().parse_args(args_list[1:]))
         if args_list[:1] == ["export"]:
