@@ -9,7 +9,12 @@ Runs the real console (`ginie_tui.app.make_app`) headless in this process:
 - start-up to the first LIVE frame, and publish-to-store / -panel / -after-refresh latency, with
   the real network `Feed` against Ginie's server under the load of table 1: once with the
   console on a CPU of its own, once with no process pinned;
-- memory of the store holding 10,000 lifecycle events (the store's limit).
+- memory of the store holding 10,000 lifecycle events (the store's limit);
+- with the Market tab on screen (`market_run`): the paced feed at 1,000 events/s of which the
+  shown symbol's klines and order books come 10 a second each and other symbols' mark prices
+  40 a second, over two hours of candles and an open chain, at 200x60 (a chart of about
+  166x50 cells, the costliest to draw), the console pinned to a CPU of its own: frame stalls,
+  kline applied -> panel after screen refresh, kline applied -> chart drawn, chart builds.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from typing import Any
 
 from benchmarks.harness import Placement, bench_server, console_placement, run_latency
 from benchmarks.report import Group
-from benchmarks.servers.control import lifecycle_data, now_ms
+from benchmarks.servers.control import SYMBOLS, lifecycle_data, now_ms
 from ginie_protocol import Ack, decode_server, encode, make_event
-from ginie_protocol.events import LifecycleEvent
+from ginie_protocol.events import Chain, Kline, LifecycleEvent, MarkPrice, OrderBook
 from ginie_tui.app import GinieApp, make_app
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.feed import CommandRefused, Feed, FeedListener, FeedSettings
 from ginie_tui.store import Applied, Store
+from ginie_tui.widgets.chart import CandleChart
 from ginie_tui.widgets.lifecycle import LifecyclePanel
+from ginie_tui.widgets.market import MarketPanel
 
 SIZE = (200, 60)
 STALL_LIMIT_MS = 50.0
@@ -95,6 +102,163 @@ class StallProbe:
         now = time.monotonic()
         self.gaps_ms.append((now - self._last) * 1000)
         self._last = now
+
+
+MARKET_SYMBOL = "BTCUSDT"
+"""The symbol the Market tab shows in `market_run` (the first of the store's, sorted)."""
+
+
+def _kline(open_time: int, close: float, volume: float, closed: bool) -> Kline:
+    return Kline(
+        symbol=MARKET_SYMBOL,
+        open_time=open_time,
+        close_time=open_time + 59_999,
+        open=close - 5.0,
+        high=close + 8.0,
+        low=close - 9.0,
+        close=close,
+        volume=volume,
+        closed=closed,
+    )
+
+
+def fill_market(store: Store, now: int) -> None:
+    """Put two hours of the shown symbol's candles and one open chain on it into `store`."""
+    start = now - now % 60_000 - 119 * 60_000
+    for i in range(119):
+        close = 65_000.0 + 40 * ((i * 7) % 13 - 6)
+        store.apply_market(
+            {"FUTURES_KLINE_UPDATE": [_kline(start + i * 60_000, close, 10.0, True).model_dump()]},
+            now,
+        )
+    chain = Chain(
+        chain_id="bench-chain",
+        symbol=MARKET_SYMBOL,
+        direction="LONG",
+        mode="scalp",
+        source="autopilot",
+        strategy="ema_cross",
+        status="open",
+        entry_client_order_id="g-bench-E",
+        quantity=0.01,
+        remaining_qty=0.01,
+        entry_price=65_000.0,
+        take_profit_prices=[65_300.0, 65_500.0],
+        stop_loss_price=64_700.0,
+        opened_at=now - 600_000,
+    )
+    store.apply_event(make_event(chain, now, 1, "bench"), now, "live")
+
+
+def market_frames(count: int, now: int) -> tuple[list[str], set[int]]:
+    """`count` frames: every 100th a kline of the shown symbol (its volume numbers it), every
+    100th (offset 50) its order book, every 25th a mark price of another symbol, the rest
+    lifecycle events (seq from 2, after the chain). Also the numbers of the klines."""
+    open_time = now - now % 60_000
+    texts: list[str] = []
+    klines: set[int] = set()
+    seq = 2
+    for n in range(count):
+        if n % 100 == 0:
+            model: Any = _kline(open_time, 65_000.0 + (n % 700), float(n), False)
+            klines.add(n)
+        elif n % 100 == 50:
+            bids = [(64_990.0 - i, 1.0 + (n + i) % 7) for i in range(10)]
+            asks = [(65_010.0 + i, 1.0 + (n * i) % 5) for i in range(10)]
+            model = OrderBook(symbol=MARKET_SYMBOL, bids=bids, asks=asks, time=now + n)
+        elif n % 25 == 0:
+            symbol = SYMBOLS[1 + n % (len(SYMBOLS) - 1)]
+            model = MarkPrice(
+                symbol=symbol,
+                mark_price=100.0 + n % 50,
+                index_price=100.0,
+                funding_rate=0.0001,
+                next_funding_time=now + 3_600_000,
+                time=now + n,
+            )
+        else:
+            texts.append(
+                encode(make_event(LifecycleEvent(**lifecycle_data(n, now)), now, seq, "bench"))
+            )
+            seq += 1
+            continue
+        texts.append(encode(make_event(model, now)))
+    return texts, klines
+
+
+class AppliedAt(Store):
+    """A store that notes when each kline of the shown symbol was applied, by its number."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied_ns: dict[int, int] = {}
+
+    def apply_event(self, event: Any, now_ms: int, source: Any = "live") -> Applied:
+        applied = super().apply_event(event, now_ms, source)
+        if event.type == "FUTURES_KLINE_UPDATE" and event.data.symbol == MARKET_SYMBOL:
+            self.applied_ns[int(event.data.volume)] = time.monotonic_ns()
+        return applied
+
+
+async def market_run(rate: float, seconds: float) -> dict[str, Any]:
+    """The paced feed with the Market tab on screen (see the module docstring)."""
+    now = now_ms()
+    texts, _ = market_frames(int(rate * seconds), now)
+    store = AppliedAt()
+    fill_market(store, now)
+    feed = PacedFeed(texts, rate)
+    app = make_app(feed, store=store)
+    panel_ns: list[int] = []
+    chart_ns: list[int] = []
+    async with app.run_test(headless=True, size=SIZE) as pilot:
+        await pilot.press("5")
+        chart = app.query_one(CandleChart)
+        panel = app.query_one(MarketPanel)
+        while not chart.settled:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0.005)
+        await pilot.pause()
+        original_apply, original_show = panel.apply_change, chart._show_strips
+
+        def after_refresh(applied: int) -> None:
+            panel_ns.append(time.monotonic_ns() - applied)
+
+        def timed_apply(change: Any) -> None:
+            original_apply(change)
+            klines = store.klines(MARKET_SYMBOL)
+            if change.topic == "FUTURES_KLINE_UPDATE" and klines:
+                applied = store.applied_ns.get(int(klines[-1].volume))
+                if applied is not None:
+                    panel.call_after_refresh(after_refresh, applied)
+
+        def timed_show(strips: Any, figure: Any, size: Any) -> None:
+            original_show(strips, figure, size)
+            applied = store.applied_ns.get(int(figure.candles[-1].volume))
+            if applied is not None:
+                chart_ns.append(time.monotonic_ns() - applied)
+
+        setattr(panel, "apply_change", timed_apply)  # noqa: B010 (an instance hook)
+        setattr(chart, "_show_strips", timed_show)  # noqa: B010 (an instance hook)
+        builds0 = CandleChart.builds
+        probe = StallProbe(app)
+        feed.go.set()
+        cpu0 = time.process_time()
+        await asyncio.wait_for(feed.done.wait(), seconds * 10 + 10)
+        elapsed = time.monotonic() - feed.started
+        cpu = time.process_time() - cpu0
+        while not chart.settled:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0.005)
+        await pilot.pause()
+        builds = CandleChart.builds - builds0
+    gaps = sorted(probe.gaps_ms) or [0.0]
+    return {
+        "achieved": len(texts) / elapsed,
+        "stall_p99_ms": gaps[min(len(gaps) - 1, round(0.99 * (len(gaps) - 1)))],
+        "stall_max_ms": gaps[-1],
+        "cpu_us_per_event": cpu / len(texts) * 1e6,
+        "panel": sorted(panel_ns),
+        "chart": sorted(chart_ns),
+        "builds_per_s": builds / elapsed,
+    }
 
 
 def per_event_costs(count: int) -> dict[str, float]:
@@ -320,6 +484,39 @@ def run(quick: bool) -> Group:
         f"{'met' if own < 20 else 'NOT met'} with the console on a CPU of its own "
         f"({own:.2f} ms after refresh); unpinned, sharing the CPUs with the load: "
         f"{'met' if shared < 20 else 'NOT met'} ({shared:.2f} ms)"
+    )
+    with pinned(console_placement()[1]):
+        market = asyncio.run(market_run(1000, 3.0 if quick else 8.0))
+    keeps_up = market["achieved"] >= 980 and market["stall_max_ms"] < STALL_LIMIT_MS
+    group.add(
+        measure="Market tab, paced 1,000/s, own CPU",
+        value=market["achieved"],
+        unit="events/s",
+        detail=(
+            f"app CPU {market['cpu_us_per_event']:.0f} us/event, stall p99 "
+            f"{market['stall_p99_ms']:.1f} ms max {market['stall_max_ms']:.1f} ms, chart "
+            f"{market['builds_per_s']:.1f} builds/s{'' if keeps_up else ' (falls behind)'}"
+        ),
+    )
+    for key, label in (
+        ("panel", "Market tab: kline -> after screen refresh"),
+        ("chart", "Market tab: kline -> chart drawn"),
+    ):
+        values = market[key]
+        group.add(
+            measure=label,
+            value=_pct(values, 0.99),
+            unit="ms p99",
+            detail=(
+                f"p50 {_pct(values, 0.5):.2f} ms, max {_pct(values, 1.0):.1f} ms, n={len(values)}"
+            ),
+        )
+    market_p99 = _pct(market["panel"], 0.99)
+    group.notes.append(
+        "target with the Market tab on screen: 1,000 events/s with frames under 50 ms "
+        f"({'met' if keeps_up else 'NOT met'}, longest {market['stall_max_ms']:.1f} ms) and "
+        f"kline -> panel p99 under 20 ms ({'met' if market_p99 < 20 else 'NOT met'}, "
+        f"{market_p99:.2f} ms); 'kline' is when the feed applies it (in process, no server)"
     )
     held = store_memory()
     group.add(

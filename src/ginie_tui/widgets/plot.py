@@ -8,7 +8,8 @@ thread builds, the event loop holds the GIL at least every switch interval (5 ms
 delays the panels beside it by that, not by the build's length.
 
 A chart is given its data as an immutable `figure` (`show`); equal data draws nothing. It is
-rebuilt at most once a frame, one build at a time, and waits `COST_FACTOR` times its last
+rebuilt at most once a frame, after the frame that shows the rest of the change, one build at
+a time, and waits `COST_FACTOR` times its last
 build's time before the next, so charts take at most about a quarter of a CPU however fast
 the data changes. The first build at a size (a tab shown, a terminal resized) runs on the
 event loop, so the chart is drawn in the same frame as the panel around it, and does not
@@ -103,7 +104,13 @@ class ChartPlot(PlotextPlot):
             self.set_timer(wait, self._timer_fired)
         else:
             self._building = True
-            self.run_worker(self._build(size), group="chart-build")
+            self.call_after_refresh(self._start_build)
+
+    def _start_build(self) -> None:
+        """Start the thread's build once the frame with the rest of the screen is drawn, so
+        that frame does not share the CPU with the build."""
+        size = (self.size.width, self.size.height)
+        self.run_worker(self._build(size), group="chart-build")
 
     def _timer_fired(self) -> None:
         self._timer_set = False
