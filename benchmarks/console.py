@@ -486,7 +486,7 @@ def run(quick: bool) -> Group:
         f"{'met' if shared < 20 else 'NOT met'} ({shared:.2f} ms)"
     )
     with pinned(console_placement()[1]):
-        market = asyncio.run(market_run(1000, 3.0 if quick else 8.0))
+        market = asyncio.run(market_run(1000, 5.0 if quick else 10.0))
     keeps_up = market["achieved"] >= 980 and market["stall_max_ms"] < STALL_LIMIT_MS
     group.add(
         measure="Market tab, paced 1,000/s, own CPU",
