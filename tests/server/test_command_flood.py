@@ -33,10 +33,12 @@ LIMITS = Limits()
 """The contract's budget: 20 commands a second, a burst of 50, 100 refusals then 1008."""
 
 PROBE_HZ = 250
-PROBES_PER_RUN = 1_250
-"""Five seconds of bob's events per run (the issue measured eight): enough events for a p99
-that is not one outlier, and a span in which the commands the budget lets through (its burst of
-50, some 25 ms of the server's time in all) weigh as little as they would in use."""
+PROBES_PER_RUN = 2_500
+"""Ten seconds of bob's events per run (the issue measured eight). The commands the budget lets
+through (its burst of 50, some 25 ms of the server's time in all) delay the few of bob's events
+that arrive meanwhile, about ten; with 2,500 events a run they stay well inside the 1 % that a
+p99 leaves out, so the p99 measures the flood's lasting effect, not the burst the budget
+allows. (With 1,250 the ten sat at the p99's edge and a clean CI run measured 1.7x.)"""
 
 FLOOD = 5_000
 """Commands mallory writes at once."""
@@ -137,7 +139,7 @@ async def test_a_command_flood_is_refused_closed_and_slows_no_one_else(tmp_path:
 
             control = range(1, PROBES_PER_RUN + 1)
             await log.emit(rs, control)
-            await wait_for(lambda: len(log.received) == len(control), timeout=10)
+            await wait_for(lambda: len(log.received) == len(control), timeout=20)
 
             async with connect_client(rs.ws_url, mallory_token, ping_interval=None) as mallory:
                 seq_before = mallory.hello.seq
@@ -150,7 +152,7 @@ async def test_a_command_flood_is_refused_closed_and_slows_no_one_else(tmp_path:
                 mallory.ws.transport.write(frames)
                 await asyncio.wait_for(acks, 10)
                 await emitter
-                await wait_for(lambda: len(log.received) == 2 * PROBES_PER_RUN, timeout=10)
+                await wait_for(lambda: len(log.received) == 2 * PROBES_PER_RUN, timeout=20)
 
         await reader
         control_rate, control_p99 = log.figures(control)
