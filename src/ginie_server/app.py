@@ -98,6 +98,9 @@ class GinieServer:
         self._commands: dict[str, CommandHandler] = {}
         self._attached: set[str] = set()
         self._users: UserStore | None = None
+        self._users_known = -1
+        """How many users there were when the accounts were last opened (users are never
+        deleted, so a new count means a new user)."""
         self._user_watch: asyncio.Task[None] | None = None
         self._started_sources: list[Source] = []
         self._gc_thresholds: tuple[int, int, int] | None = None
@@ -289,8 +292,12 @@ class GinieServer:
         `token create` trades from its creation, whether or not it ever connects)."""
         if self._users is None:
             return
+        count = self._users.count()
+        if count == self._users_known:
+            return
         for user in self._users.users():
             self._attach(user)
+        self._users_known = count
 
     async def _watch_users(self) -> None:
         """Notice users created by another process (`ginie-server token create`)."""

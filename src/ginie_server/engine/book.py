@@ -31,7 +31,6 @@ from ginie_protocol.events import (
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import Autopilot, Gates, default_rules
 from ginie_server.domain.breaker import Breaker
-from ginie_server.domain.market import SYMBOL_SPECS
 from ginie_server.domain.pnl import PnlBook
 from ginie_server.domain.retention import Retained
 
@@ -42,22 +41,11 @@ KEPT_TRADES = 300
 KEPT_CHAINS = 200
 """Finished chains kept in memory (and in the snapshot) per user; live ones are all kept."""
 OPEN_ORDER = frozenset({"NEW", "PARTIALLY_FILLED"})
-DEFAULT_QTY_STEP = 0.001
 SETTLEMENT_ASSET = "USDT"
 """The asset whose balance carries the account's unrealized P&L and makes its equity."""
 
 Marks = dict[str, float]
 """The latest mark price of each symbol."""
-
-
-def qty_step(symbol: str) -> float:
-    spec = SYMBOL_SPECS.get(symbol)
-    return spec.qty_step if spec else DEFAULT_QTY_STEP
-
-
-def price_tick(symbol: str) -> float:
-    spec = SYMBOL_SPECS.get(symbol)
-    return spec.price_tick if spec else 1e-8
 
 
 @dataclass(slots=True)

@@ -15,13 +15,17 @@ from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import size_position
 from ginie_server.domain.market import round_to
-from ginie_server.engine.book import Marks, price_tick, qty_step
+from ginie_server.engine.book import Marks
 from ginie_server.engine.execution import Executor
 from ginie_server.engine.outbox import Account, StepRow
 from ginie_server.engine.persistence import Persistence
 from ginie_server.exchange.base import Exchange, ExchangeError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_QTY_STEP = 0.001
+DEFAULT_PRICE_TICK = 1e-8
+"""Steps for a symbol the exchange has not described (its filters not loaded yet)."""
 
 
 class ChainDesk:
@@ -40,6 +44,15 @@ class ChainDesk:
         self._executor = executor
         self._marks = marks
         self._clock = clock
+
+    def qty_step(self, symbol: str) -> float:
+        """The exchange's quantity step of `symbol` (its filters), or a fine default."""
+        filters = self._exchange.filters(symbol)
+        return filters.step_size if filters is not None else DEFAULT_QTY_STEP
+
+    def _price_tick(self, symbol: str) -> float:
+        filters = self._exchange.filters(symbol)
+        return filters.tick_size if filters is not None else DEFAULT_PRICE_TICK
 
     def find(self, account: Account, chain_id: str) -> Chain | None:
         """A chain by id: from the book, or read back from the database if it left memory."""
@@ -113,7 +126,7 @@ class ChainDesk:
         now = self._clock.now_ms()
         rules = book.autopilot.rules
         reason = book.entry_blocker(signal.symbol, signal.mode) or self._stale(signal)
-        step = qty_step(signal.symbol)
+        step = self.qty_step(signal.symbol)
         if reason is None:
             sizing = size_position(
                 signal.entry_price,
@@ -148,7 +161,7 @@ class ChainDesk:
         settled = book.autopilot.settle(signal, "executed", f"chain {chain_id}", now, chain_id)
         account.queue(settled)
         book.pnl.on_chain_opened(plan.source)
-        tick = price_tick(signal.symbol)
+        tick = self._price_tick(signal.symbol)
         prices = [round_to(p, tick) for p in lifecycle.take_profit_prices(plan, step)]
         try:
             await self._exchange.set_leverage(account.name, signal.symbol, rules.leverage)
@@ -188,5 +201,7 @@ class ChainDesk:
                 exits = [*chain.take_profit_client_order_ids, chain.stop_loss_client_order_id]
                 if not any(cid in open_ids for cid in exits):
                     step = lifecycle.Step("exits_restored", "exits placed again after a restart")
-                    actions = lifecycle.restore_exits(chain, qty_step(chain.symbol), filled_ids)
+                    actions = lifecycle.restore_exits(
+                        chain, self.qty_step(chain.symbol), filled_ids
+                    )
                     self.apply(account, lifecycle.Transition(chain, [step], actions), now)

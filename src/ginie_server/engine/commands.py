@@ -9,6 +9,7 @@ so the events a command caused are on their way before its ACK.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ginie_protocol.commands import (
@@ -26,6 +27,7 @@ from ginie_protocol.events import Signal, Topic
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle, modes
 from ginie_server.domain.autopilot import RulesError, merge_rules
+from ginie_server.engine.book import Marks
 from ginie_server.engine.chains import ChainDesk
 from ginie_server.engine.execution import Executor
 from ginie_server.engine.outbox import Account
@@ -48,27 +50,33 @@ def typed(model: type[A], handler: Callable[[str, A], Awaitable[Result]]) -> Com
     return run
 
 
-class CommandHandlers:
-    """The ten commands of the contract, by name (`table`)."""
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What command handlers work with: the user's account, the engine's parts, the clock."""
 
-    def __init__(
-        self,
-        *,
-        account_of: Callable[[str], Account],
-        settle: Callable[[], Awaitable[None]],
-        exchange: Exchange,
-        desk: ChainDesk,
-        executor: Executor,
-        persistence: Persistence,
-        clock: Clock,
-    ) -> None:
-        self._account_of = account_of
-        self._settle = settle
-        self._exchange = exchange
-        self._desk = desk
-        self._executor = executor
-        self._persistence = persistence
-        self._clock = clock
+    account_of: Callable[[str], Account]
+    """The account of a user, opened on first use (CommandError if the exchange has none)."""
+    settle: Callable[[], Awaitable[None]]
+    """Carry out queued orders and publish queued events: every handler ends with it."""
+    exchange: Exchange
+    desk: ChainDesk
+    executor: Executor
+    persistence: Persistence
+    marks: Marks
+    clock: Clock
+
+
+class CommandHandlers:
+    """The ten commands of the contract that steer the autopilot and the account (`table`)."""
+
+    def __init__(self, context: CommandContext) -> None:
+        self._account_of = context.account_of
+        self._settle = context.settle
+        self._exchange = context.exchange
+        self._desk = context.desk
+        self._executor = context.executor
+        self._persistence = context.persistence
+        self._clock = context.clock
         self.table: dict[str, CommandHandler] = {
             "signal.approve": typed(SignalApprove, self.signal_approve),
             "signal.reject": typed(SignalReject, self.signal_reject),

@@ -80,17 +80,21 @@ class Executor:
             except ExchangeError as exc:
                 log.info("cancel of %s refused: %s", action.client_order_id, exc.message)
             return
-        request = OrderRequest(
-            symbol=action.symbol,
-            side=action.side,
-            type=action.type,
-            quantity=action.quantity,
-            client_order_id=action.client_order_id,
-            price=action.price,
-            stop_price=action.stop_price,
-            reduce_only=action.reduce_only,
-        )
         try:
-            await self._exchange.place_order(user, request)
+            await self._exchange.place_order(user, order_request(action))
         except ExchangeError as exc:
             self._on_refused(account, action, exc)
+
+
+def order_request(action: lifecycle.PlaceOrder) -> OrderRequest:
+    """The exchange's request for an order a chain or a command wants placed."""
+    return OrderRequest(
+        symbol=action.symbol,
+        side=action.side,
+        type=action.type,
+        quantity=action.quantity,
+        client_order_id=action.client_order_id,
+        price=action.price,
+        stop_price=action.stop_price,
+        reduce_only=action.reduce_only,
+    )

@@ -25,7 +25,7 @@ from ginie_protocol.events import (
 )
 from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle
-from ginie_server.engine.book import AccountBook, Marks, qty_step
+from ginie_server.engine.book import AccountBook, Marks
 from ginie_server.engine.chains import ChainDesk
 from ginie_server.engine.outbox import Account, Publication
 
@@ -74,7 +74,7 @@ class ExchangeListener:
         account.book.put_order(order)
         account.queue(order)
         if chain is not None:
-            transition = lifecycle.on_order(chain, order, qty_step(chain.symbol), now)
+            transition = lifecycle.on_order(chain, order, self._desk.qty_step(chain.symbol), now)
             self._desk.apply(account, transition, now)
 
     def on_trade(self, user: str, trade: Trade) -> None:

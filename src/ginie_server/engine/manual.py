@@ -12,19 +12,18 @@ account's own steps), and answers what it did and what it could not.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ginie_protocol.commands import AccountFlatten, OrderPlace
 from ginie_protocol.events import Mode
-from ginie_server.clock import Clock
 from ginie_server.domain import lifecycle
 from ginie_server.domain.manual import Checked, Filters, OrderInvalid, Request, check_order
-from ginie_server.engine.book import SETTLEMENT_ASSET, AccountBook, Marks
-from ginie_server.engine.chains import ChainDesk
+from ginie_server.engine.book import SETTLEMENT_ASSET, AccountBook
+from ginie_server.engine.commands import CommandContext, typed
+from ginie_server.engine.execution import order_request
 from ginie_server.engine.outbox import Account, StepRow
-from ginie_server.exchange.base import Exchange, ExchangeError, OrderRequest
-from ginie_server.sources import CommandError
+from ginie_server.exchange.base import ExchangeError
+from ginie_server.sources import CommandError, CommandHandler
 
 ACCOUNT_CHAIN = "account"
 """The chain id of the lifecycle steps that concern the whole account."""
@@ -34,24 +33,19 @@ Result = dict[str, Any]
 
 
 class ManualTrading:
-    """`order.place` and `account.flatten`."""
+    """`order.place` and `account.flatten` (`table`)."""
 
-    def __init__(
-        self,
-        *,
-        account_of: Callable[[str], Account],
-        settle: Callable[[], Awaitable[None]],
-        exchange: Exchange,
-        desk: ChainDesk,
-        marks: Marks,
-        clock: Clock,
-    ) -> None:
-        self._account_of = account_of
-        self._settle = settle
-        self._exchange = exchange
-        self._desk = desk
-        self._marks = marks
-        self._clock = clock
+    def __init__(self, context: CommandContext) -> None:
+        self._account_of = context.account_of
+        self._settle = context.settle
+        self._exchange = context.exchange
+        self._desk = context.desk
+        self._marks = context.marks
+        self._clock = context.clock
+        self.table: dict[str, CommandHandler] = {
+            "order.place": typed(OrderPlace, self.order_place),
+            "account.flatten": typed(AccountFlatten, self.account_flatten),
+        }
 
     # ------------------------------------------------------------------ order.place
 
@@ -175,16 +169,16 @@ class ManualTrading:
         else:
             client_order_id = book.new_manual_id()
             self._step(account, "close_requested", f"close {abs(size)} {symbol} at market")
-        request = OrderRequest(
-            symbol=symbol,
-            side="SELL" if size > 0 else "BUY",
-            type="MARKET",
-            quantity=abs(size),
-            client_order_id=client_order_id,
+        close = lifecycle.PlaceOrder(
+            client_order_id,
+            symbol,
+            "SELL" if size > 0 else "BUY",
+            "MARKET",
+            abs(size),
             reduce_only=True,
         )
         try:
-            await self._exchange.place_order(account.name, request)
+            await self._exchange.place_order(account.name, order_request(close))
         except ExchangeError as exc:
             return exc.message
         return None

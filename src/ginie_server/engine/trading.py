@@ -32,7 +32,6 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 
-from ginie_protocol.commands import AccountFlatten, OrderPlace
 from ginie_protocol.events import (
     ApiHealth,
     Health,
@@ -43,7 +42,7 @@ from ginie_server.domain import modes
 from ginie_server.domain.signals import ModeProfile, Verdict, evaluate
 from ginie_server.engine.book import AccountBook, Marks
 from ginie_server.engine.chains import ChainDesk
-from ginie_server.engine.commands import CommandHandlers, typed
+from ginie_server.engine.commands import CommandContext, CommandHandlers
 from ginie_server.engine.execution import Executor
 from ginie_server.engine.health import Component, EngineHealth
 from ginie_server.engine.listener import ExchangeListener, MarketWatch
@@ -96,28 +95,17 @@ class TradingEngine:
         )
         self.desk = ChainDesk(exchange, self.persistence, self.executor, self.marks, clock)
         self.snapshots = snapshot_providers(self._accounts, self._new_book, self.health)
-        handlers = CommandHandlers(
+        context = CommandContext(
             account_of=self._command_account,
             settle=self.settle,
             exchange=exchange,
             desk=self.desk,
             executor=self.executor,
             persistence=self.persistence,
-            clock=clock,
-        )
-        manual = ManualTrading(
-            account_of=self._command_account,
-            settle=self.settle,
-            exchange=exchange,
-            desk=self.desk,
             marks=self.marks,
             clock=clock,
         )
-        self.commands = {
-            **handlers.table,
-            "order.place": typed(OrderPlace, manual.order_place),
-            "account.flatten": typed(AccountFlatten, manual.account_flatten),
-        }
+        self.commands = {**CommandHandlers(context).table, **ManualTrading(context).table}
         self.listener = ExchangeListener(
             self._accounts,
             self.desk,

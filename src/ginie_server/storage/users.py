@@ -60,6 +60,10 @@ class UserStore:
     def users(self) -> list[str]:
         return [row[0] for row in self._conn.execute("SELECT name FROM users ORDER BY name")]
 
+    def count(self) -> int:
+        row = self._conn.execute("SELECT COUNT(*) FROM users").fetchone()
+        return int(row[0])
+
     def create_token(self, user: str, now_ms: int) -> str:
         """Create `user` if needed and a new token for it; return the token (shown only now)."""
         check_user_name(user)
