@@ -18,7 +18,14 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from ginie_protocol.events import LifecycleEvent, Trade
+from ginie_protocol.events import (
+    Chain,
+    CircuitBreaker,
+    LifecycleEvent,
+    ModeSafety,
+    Position,
+    Trade,
+)
 from ginie_tui.app import ConsoleSettings, GinieApp, make_app
 from ginie_tui.cli import main
 from ginie_tui.connection import ConnState
@@ -168,6 +175,14 @@ async def test_the_kill_switch_leaves_no_position_no_order_and_the_autopilot_sto
                 )
                 assert ack.ok, ack
             await wait_for(lambda: manual_chains(app, "ETHUSDT") and manual_chains(app, "SOLUSDT"))
+            chains = {c.chain_id: c for s in ("ETHUSDT", "SOLUSDT") for c in manual_chains(app, s)}
+            exits = {
+                cid
+                for c in chains.values()
+                for cid in [*c.take_profit_client_order_ids, c.stop_loss_client_order_id]
+                if cid
+            }
+            await wait_for(lambda: all(orders_by_client_id(app).get(e) for e in exits))
             status = app.store.singleton("GINIE_STATUS_UPDATE")
             assert status is not None and status.running
 
@@ -197,10 +212,96 @@ async def test_the_kill_switch_leaves_no_position_no_order_and_the_autopilot_sto
             await wait_for(flat, timeout=10)
             assert not [c for c in app.store.items("CHAIN_UPDATE") if c.status == "open"]
 
+            def steps_of(chain_id: str) -> list[str]:
+                events = sorted(app.store.items("LIFECYCLE_EVENT"), key=lambda e: e.id)
+                return [e.step for e in events if e.chain_id == chain_id]
+
+            def chains_closed_by_flatten() -> bool:
+                held = [app.store.get("CHAIN_UPDATE", cid) for cid in chains]
+                return all(
+                    c is not None and c.status == "closed" and c.close_reason == "flatten"
+                    for c in held
+                )
+
+            await wait_for(chains_closed_by_flatten, timeout=10)
+            for chain_id, chain in chains.items():
+                steps = steps_of(chain_id)
+                cancelled = len(chain.take_profit_client_order_ids) + 1  # the targets, the stop
+                assert steps.count("order_cancelled") == cancelled, (chain_id, steps)
+                assert steps.index("close_requested") < steps.index("closed"), (chain_id, steps)
+            account = steps_of("account")
+            assert account[0] == "flatten_started" and account[-1] == "flatten_done", account
+            assert "autopilot_stopped" in account and "flatten_failed" not in account, account
+
+
+def while_away() -> list[Any]:
+    """One event of every user-event alert kind, as the server sends them while the console
+    is away: a fill, a chain closed with its P&L, a tripped breaker, a blocked mode and a
+    position 1 % from its liquidation price."""
+    return [
+        Trade(
+            trade_id="away-1",
+            order_id="o-1",
+            client_order_id="g-C1-E",
+            symbol="BTCUSDT",
+            side="BUY",
+            price=97_000.0,
+            quantity=0.01,
+            fee=0.4,
+            time=1,
+        ),
+        Chain(
+            chain_id="C9",
+            symbol="ETHUSDT",
+            direction="LONG",
+            mode="scalp",
+            source="manual",
+            strategy="manual",
+            status="closed",
+            entry_client_order_id="g-C9-E",
+            quantity=0.1,
+            remaining_qty=0.0,
+            entry_price=3_000.0,
+            realized_pnl=-12.5,
+            close_reason="stop_loss",
+            opened_at=1,
+            closed_at=2,
+        ),
+        CircuitBreaker(
+            state="tripped",
+            reason="3 losses in a row",
+            consecutive_losses=3,
+            max_consecutive_losses=3,
+            max_daily_loss=500.0,
+            max_hourly_loss=200.0,
+            cooldown_minutes=30.0,
+            tripped_at=2,
+        ),
+        ModeSafety(
+            mode="scalp",
+            status="blocked",
+            reason="daily loss 300 USDT reached",
+            loss_today=300.0,
+            max_consecutive_losses=4,
+            max_loss_today=300.0,
+        ),
+        Position(
+            symbol="SOLUSDT",
+            size=10.0,
+            entry_price=150.0,
+            mark_price=120.0,
+            unrealized_pnl=-300.0,
+            leverage=5,
+            liquidation_price=118.8,
+            updated_at=3,
+        ),
+    ]
+
 
 async def test_events_replayed_after_a_resume_raise_no_alert(tmp_path: Path) -> None:
-    """A fill made while the console is away reaches it in the resume's replay: it is in the
-    store and the Trades panel, marked replayed, and no fill alert is raised for it."""
+    """A fill, a closed chain, a breaker trip, a blocked mode and a position near liquidation
+    made while the console is away reach it in the resume's replay: they are in the store,
+    marked replayed, and no alert is raised for any of them (only the connection's own)."""
     source = ScriptedSource()
     async with (
         running_server(tmp_path, sources=[source]) as rs,
@@ -220,29 +321,32 @@ async def test_events_replayed_after_a_resume_raise_no_alert(tmp_path: Path) -> 
             proxy.refuse_new(is_websocket_upgrade)
             proxy.cut_all()
             await wait_for(lambda: not app.status.live, timeout=5)
-            source.emit(
-                "demo",
-                Trade(
-                    trade_id="away-1",
-                    order_id="o-1",
-                    client_order_id="g-C1-E",
-                    symbol="BTCUSDT",
-                    side="BUY",
-                    price=97_000.0,
-                    quantity=0.01,
-                    fee=0.4,
-                    time=1,
-                ),
-            )
+            for data in while_away():
+                source.emit("demo", data)
             proxy.admit_all()
-            await wait_for(lambda: app.store.get("TRADE_UPDATE", "away-1") is not None, timeout=10)
+            await wait_for(lambda: app.store.get("POSITION_UPDATE", "SOLUSDT") is not None, 10)
             await wait_for(lambda: app.status.state is ConnState.LIVE, timeout=10)
             await wait_for(
                 lambda: any(n.title == "Connection regained" for n in app._notifications)
             )
-            assert ("TRADE_UPDATE", "replayed") in sources
+            assert app.store.get("TRADE_UPDATE", "away-1") is not None
+            assert app.store.get("CHAIN_UPDATE", "C9") is not None
+            breaker = app.store.singleton("CIRCUIT_BREAKER_UPDATE")
+            assert breaker is not None and breaker.state == "tripped"
+            topics = {
+                "TRADE_UPDATE",
+                "CHAIN_UPDATE",
+                "CIRCUIT_BREAKER_UPDATE",
+                "MODE_SAFETY_UPDATE",
+                "POSITION_UPDATE",
+            }
+            assert {(t, "replayed") for t in topics} <= set(sources), sources
+            assert not {(t, "live") for t in topics} & set(sources), sources
             assert [a.kind for a in app.alerter.recent] == ["connection", "connection"]
-            assert not any(n.title == "Fill" for n in app._notifications)
+            assert [n.title for n in app._notifications] == [
+                "Connection lost",
+                "Connection regained",
+            ]
 
 
 # ---------------------------------------------------------------------------- export
@@ -292,8 +396,15 @@ def test_export_trades_as_csv_lists_every_trade_of_the_server(
     assert [r["trade_id"] for r in rows] == [t["trade_id"] for t in expected]
     assert list(rows[0]) == list(Trade.model_fields)
     assert {r["symbol"] for r in rows} == {"ETHUSDT", "SOLUSDT"}
-    assert float(rows[0]["price"]) == expected[0]["price"]
+    assert [Trade.model_validate(as_model_fields(r)) for r in rows] == [
+        Trade.model_validate(t) for t in expected
+    ], "every field of every trade as the server gives it"
     assert capsys.readouterr().err == ""
+
+
+def as_model_fields(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row's cells as a model takes them (an empty cell is a missing value)."""
+    return {name: value for name, value in row.items() if value != ""}
 
 
 def test_export_json_to_stdout_and_since(
