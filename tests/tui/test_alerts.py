@@ -96,8 +96,12 @@ async def test_a_fill_is_notified_once_with_the_bell_asked_for() -> None:
         await wait_for(lambda: console.feed.listener is not None)
         console.deliver(fill(1))
         await wait_for(lambda: console.notes("Fill") != [])
+        console.deliver(fill(1))  # the same trade sent again: no news
+        console.deliver(breaker(state="tripped", tripped_at=T0))  # handled after it
+        await wait_for(lambda: console.notes("Circuit breaker tripped") != [])
         assert console.notes("Fill") == ["SELL 0.01 BTCUSDT at 64,675.00, realized -3.35 USDT"]
         assert console.bells == 1
+        assert [a.kind for a in console.app.alerter.recent] == ["fill", "breaker"]
 
 
 async def test_the_fills_of_one_batch_are_one_notification() -> None:
@@ -146,7 +150,11 @@ async def test_a_paused_or_blocked_mode_is_notified(status: str) -> None:
         await wait_for(lambda: console.feed.listener is not None)
         console.deliver(mode(status=status, reason="daily loss 300 USDT reached"))
         await wait_for(lambda: console.notes(f"Mode scalp {status}") != [])
+        console.deliver(mode(status=status, reason="daily loss 300 USDT reached", loss_today=320))
+        console.deliver(breaker(state="tripped", tripped_at=T0))  # handled after it
+        await wait_for(lambda: console.notes("Circuit breaker tripped") != [])
         assert console.notes(f"Mode scalp {status}") == ["daily loss 300 USDT reached"]
+        assert [a.kind for a in console.app.alerter.recent] == ["mode", "breaker"]
 
 
 async def test_a_position_near_liquidation_is_notified_once_until_it_moves_away() -> None:
