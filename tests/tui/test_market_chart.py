@@ -85,7 +85,7 @@ async def test_ticks_of_other_symbols_redraw_nothing() -> None:
     async with app.run_test(size=SIZE) as pilot:
         chart = await market_shown(app, pilot, feed)
         ladder = app.query_one(DepthLadder)
-        figure, book, builds = chart.figure, ladder.book, ChartPlot.builds
+        figure, builds = chart.figure, ChartPlot.builds
         head = str(app.query_one("#market-head").render())
         for n in range(50):
             feed.deliver(make_event(forming(3_400.0 + n, 10.0 + n, "ETHUSDT"), ts=T0))
@@ -100,12 +100,20 @@ async def test_ticks_of_other_symbols_redraw_nothing() -> None:
             feed.deliver(make_event(mark, ts=T0))
             books = OrderBook(symbol="ETHUSDT", bids=[(3_399.0, 1.0)], asks=[], time=T0 + n)
             feed.deliver(make_event(books, ts=T0))
-        await wait_for(lambda: len(app.store.klines("ETHUSDT")) == 1)
-        await pilot.pause()
-        await pilot.pause()
-        assert chart.figure is figure and ladder.book is book
+        # a book of the symbol shown, after them: once the ladder shows it, the panel has
+        # handled every tick before it (a book draws no candle)
+        sentinel = OrderBook(symbol="BTCUSDT", bids=[(65_000.0, 2.0)], asks=[], time=T0 + 99)
+        feed.deliver(make_event(sentinel, ts=T0))
+        await wait_for(lambda: ladder.book == sentinel)
+        await wait_for(lambda: chart.settled, timeout=10)
+        assert len(app.store.klines("ETHUSDT")) == 1
+        assert chart.figure is figure
         assert ChartPlot.builds == builds, "no chart was drawn for another symbol's data"
-        assert str(app.query_one("#market-head").render()) == head
+        # the heading changed only when the book of its own symbol came, and only in the
+        # number of symbols watched
+        assert str(app.query_one("#market-head").render()) == head.replace(
+            "(1 watched", "(2 watched"
+        )
         assert app.query_one(MarketPanel).symbol == "BTCUSDT"
 
 
