@@ -3,6 +3,11 @@
 `GinieServer(config).start()` opens the database (creating the `demo` user on an empty one),
 starts the event sources with the hub as their publisher, and listens on one port where
 `process_request` answers REST and `/ws` upgrades to a WebSocket.
+
+In cluster mode (`config.cluster`, `docs/cluster.md`) the node joins its cluster instead of
+starting the sources: `ClusterNode` starts them when this node takes the engine lease and
+stops them when it loses it; REST snapshots are read from PostgreSQL; commands go to the
+engine node wherever it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import logging
 import sqlite3
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -25,18 +30,22 @@ from ginie_protocol.envelope import MAX_FRAME_BYTES
 from ginie_server import prometheus
 from ginie_server.auth import Authenticator, Refusal
 from ginie_server.clock import Clock, SystemClock
-from ginie_server.config import ConfigError, ServerConfig
+from ginie_server.config import ClusterConfig, ConfigError, ServerConfig
 from ginie_server.engine import TradingEngine, build_paper_engine
 from ginie_server.exchange.base import ExchangeError
 from ginie_server.hub import Hub
-from ginie_server.rest import RestAnswer, RestApi
+from ginie_server.rest import LiveSnapshots, RestAnswer, RestApi
 from ginie_server.sources import CommandHandler, SnapshotProvider, Source
-from ginie_server.storage.backend import Database, dialect_of, open_any
+from ginie_server.storage.backend import Database, dialect_of, is_postgres_url, open_any
 from ginie_server.storage.db import WalCheckpointer, transaction
 from ginie_server.storage.trading import TradingStore
 from ginie_server.storage.users import UserStore
 from ginie_server.throttle import AuthThrottle, retry_after_seconds
 from ginie_server.ws import WRITE_HIGH_WATER, serve_connection
+
+if TYPE_CHECKING:
+    from ginie_server.cluster.node import ClusterNode
+    from ginie_server.cluster.snapshots import StoredSnapshots
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +58,27 @@ DEMO_USER = "demo"
 USER_WATCH_SECONDS = 1.0
 """How often the server looks for users created by another process."""
 
+JOURNAL_SESSION = {"idle_in_transaction_session_timeout": "3s"}
+"""In cluster mode: PostgreSQL ends a transaction the node left stalled (a partition), so the
+share lock of its fence never keeps a standby from taking the engine over."""
+
 GC_THRESHOLDS = (700, 10, 100)
 """Garbage collection while the server runs. A full collection scans every object the process
 holds (about 15 ms for a started server) on the event loop thread, stalling every client; so
 the objects of the start-up are frozen out of them (`gc.freeze` once listening) and full
 collections come 10x less often than Python's default (700, 10, 10). The young generation
 keeps the default, so its collections stay short."""
+
+
+def exchange_symbols(config: ServerConfig) -> tuple[str, ...]:
+    """The symbols `--exchange` trades, known without starting it."""
+    if config.exchange == "binance":
+        from ginie_server.exchange.binance import DEFAULT_SYMBOLS
+
+        return DEFAULT_SYMBOLS
+    from ginie_server.domain.market import SYMBOL_SPECS
+
+    return tuple(SYMBOL_SPECS)
 
 
 def build_sources(config: ServerConfig, db: Database, clock: Clock) -> list[Source]:
@@ -104,6 +128,8 @@ class GinieServer:
         self._user_watch: asyncio.Task[None] | None = None
         self._started_sources: list[Source] = []
         self._gc_thresholds: tuple[int, int, int] | None = None
+        self._node: ClusterNode | None = None
+        self._stored: StoredSnapshots | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,33 +143,33 @@ class GinieServer:
 
     async def _start(self) -> None:
         config = self.config
-        db = self._db = open_any(config.database)
+        cluster = config.cluster
+        if cluster is None:
+            db = self._db = open_any(config.database)
+        elif config.db_url is None or not is_postgres_url(config.db_url):
+            raise ConfigError("a cluster node (--broker) needs a PostgreSQL --db")
+        else:
+            from ginie_server.storage.postgres import open_postgres
+
+            db = self._db = open_postgres(config.db_url, JOURNAL_SESSION)
         if isinstance(db, sqlite3.Connection):
             self._checkpointer = WalCheckpointer(db)
             self._checkpointer.start()
-        users = UserStore(db)
+        users = self._users = UserStore(db)
         if not users.has_users():
             with transaction(db):
                 self.demo_token = users.create_token(DEMO_USER, self.clock.now_ms())
         hub = self._hub = Hub(db, clock=self.clock, limits=config.limits)
-        self.sources = (
-            list(self._given_sources)
-            if self._given_sources is not None
-            else build_sources(config, db, self.clock)
-        )
-        snapshots: dict[str, SnapshotProvider] = {}
-        for source in self.sources:
-            snapshots.update(source.snapshots)
-            self._commands.update(source.commands)
-        market = [s.market_snapshot for s in self.sources if s.market_snapshot is not None]
-        self._rest = RestApi(hub, snapshots, market)
         self._auth = Authenticator(users, AuthThrottle(self.clock))
-        for source in self.sources:
-            await source.start(hub)
-            self._started_sources.append(source)
-        self._users = users
-        self._open_accounts()
-        self._user_watch = asyncio.create_task(self._watch_users(), name="user-watch")
+        if cluster is None:
+            self._commands = await self._start_sources()
+            snapshots: dict[str, SnapshotProvider] = {}
+            for source in self.sources:
+                snapshots.update(source.snapshots)
+            market = [s.market_snapshot for s in self.sources if s.market_snapshot is not None]
+            self._rest = RestApi(hub, LiveSnapshots(hub, snapshots), market)
+        else:
+            await self._join(cluster, hub)
         limits = config.limits
         self._ws_server = await serve(
             self._serve_ws,
@@ -166,13 +192,9 @@ class GinieServer:
         gc.set_threshold(*GC_THRESHOLDS)
 
     async def stop(self) -> None:
-        """Close connections (1001), stop the sources, deliver what is pending, stop the WAL
-        checkpointer, close the db (which checkpoints the rest) and restore the collector."""
-        watch, self._user_watch = self._user_watch, None
-        if watch is not None:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+        """Close connections (1001), stop the sources (in a cluster: leave it, handing the
+        engine over), deliver what is pending, stop the WAL checkpointer, close the db (which
+        checkpoints the rest) and restore the collector."""
         server, self._ws_server = self._ws_server, None
         if server is not None:
             server.close()
@@ -183,12 +205,13 @@ class GinieServer:
                 for connection in list(server.all_connections):
                     connection.transport.abort()
                 await server.wait_closed()
-        sources, self._started_sources = self._started_sources, []
-        for source in reversed(sources):
-            try:
-                await source.stop()
-            except Exception:
-                log.exception("a source failed to stop")
+        node, self._node = self._node, None
+        if node is not None:
+            await node.stop()
+        await self._stop_sources()
+        stored, self._stored = self._stored, None
+        if stored is not None:
+            stored.close()
         if self._hub is not None:
             self._hub.close()
         checkpointer, self._checkpointer = self._checkpointer, None
@@ -201,6 +224,69 @@ class GinieServer:
         if thresholds is not None:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+
+    # ------------------------------------------------------------------ the sources
+
+    async def _start_sources(self) -> dict[str, CommandHandler]:
+        """Build and start the event sources, open every user's account, watch for new
+        users; the sources' command handlers."""
+        assert self._hub is not None and self._db is not None
+        self.sources = (
+            list(self._given_sources)
+            if self._given_sources is not None
+            else build_sources(self.config, self._db, self.clock)
+        )
+        commands: dict[str, CommandHandler] = {}
+        for source in self.sources:
+            commands.update(source.commands)
+            await source.start(self._hub)
+            self._started_sources.append(source)
+        self._attached = set()
+        self._users_known = -1
+        self._open_accounts()
+        self._user_watch = asyncio.create_task(self._watch_users(), name="user-watch")
+        return commands
+
+    async def _stop_sources(self) -> None:
+        watch, self._user_watch = self._user_watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        sources, self._started_sources = self._started_sources, []
+        for source in reversed(sources):
+            try:
+                await source.stop()
+            except Exception:
+                log.exception("a source failed to stop")
+        self.sources = []
+        self._attached = set()
+
+    async def _join(self, cluster: ClusterConfig, hub: Hub) -> None:
+        """Join the cluster: snapshots from PostgreSQL, the market as relayed, commands
+        routed, the engine started when this node takes the lease."""
+        from ginie_server.cluster.node import ClusterNode
+        from ginie_server.cluster.snapshots import StoredSnapshots
+
+        assert self.config.db_url is not None
+        self._stored = StoredSnapshots(
+            self.config.db_url, exchange_symbols(self.config), self.config.exchange, self.clock
+        )
+        self._rest = RestApi(hub, self._stored, [hub.recent_market])
+        node = self._node = ClusterNode(
+            cluster,
+            self.config.db_url,
+            hub,
+            take_engine=self._start_sources,
+            give_up_engine=self._stop_sources,
+        )
+        self._commands = node.commands()
+        await node.start()
+
+    @property
+    def node(self) -> ClusterNode | None:
+        """This server's side of its cluster, if it is a cluster node."""
+        return self._node
 
     # ------------------------------------------------------------------ addresses
 
@@ -267,6 +353,10 @@ class GinieServer:
             return _refusal(who)
         self._attach(who)
         if path == WS_PATH:
+            cluster = self.config.cluster
+            if cluster is not None and not cluster.serves_clients:
+                message = "this node only runs the engine (--role engine); connect to another"
+                return _json(503, {"error": "unavailable", "message": message})
             if request.headers.get("Upgrade", "").lower() != "websocket":
                 return _json(
                     426, {"error": "upgrade_required", "message": "open /ws as a WebSocket"}
@@ -278,7 +368,7 @@ class GinieServer:
             self.hub.metrics(who).rest_calls[route] += 1
         if path == METRICS_PATH and query == PROMETHEUS_QUERY:
             assert self._db is not None
-            body = prometheus.render(self.hub, dialect_of(self._db).name)
+            body = prometheus.render(self.hub, dialect_of(self._db).name, self._node)
             return _text(200, body, prometheus.CONTENT_TYPE)
         return _answer(self._rest.handle(who, path, query))
 

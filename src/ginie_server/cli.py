@@ -3,12 +3,14 @@
     ginie-server [--host H] [--port P] [--db PATH|URL] [--exchange paper|binance] [--seed N]
                  [--speed X] [--testnet] [--owner USER] [--log-level LEVEL]
                  [--tls-cert PEM --tls-key PEM]
+                 [--broker redis://HOST:PORT [--role all|edge|engine]]
     ginie-server token create USER [--db PATH|URL]
     ginie-server token list [--db PATH|URL]
     ginie-server token revoke USER [--db PATH|URL]
 
 `--db` is an SQLite file (`ginie.db` by default) or a PostgreSQL URL
-(`postgresql://USER@HOST:PORT/DB`).
+(`postgresql://USER@HOST:PORT/DB`). `--broker` makes the server a node of a cluster on that
+PostgreSQL database and that Redis (`docs/cluster.md`); `--role` says what the node does.
 
 Running, the first stdout line is `listening on http://HOST:PORT` and, on an empty database,
 the second is `demo token: TOKEN`. Every failure to start (bad arguments, an unusable
@@ -33,7 +35,7 @@ from typing import NoReturn
 
 from ginie_server import __version__
 from ginie_server.app import GinieServer
-from ginie_server.config import ConfigError, ServerConfig
+from ginie_server.config import ROLES, ClusterConfig, ConfigError, ServerConfig
 from ginie_server.storage.backend import is_postgres_url, open_any
 from ginie_server.storage.db import DatabaseError, transaction
 from ginie_server.storage.users import UserNameError, UserStore, check_user_name
@@ -80,6 +82,15 @@ def _database(text: str) -> str | Path:
 
 
 DB_HELP = "SQLite file or postgresql:// URL"
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _broker(text: str) -> str:
+    if not text.startswith(BROKER_SCHEMES):
+        raise argparse.ArgumentTypeError(
+            "invalid broker: use a Redis URL (redis://HOST:PORT, rediss:// or unix://)"
+        )
+    return text
 
 
 def _user(text: str) -> str:
@@ -102,6 +113,8 @@ def _server_parser() -> _Parser:
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate (serve https/wss)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    parser.add_argument("--broker", type=_broker, help="Redis URL: run as a cluster node")
+    parser.add_argument("--role", choices=ROLES, help="a cluster node's part (default all)")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser
 
@@ -138,6 +151,13 @@ def _fail(message: str) -> int:
 def _config(ns: argparse.Namespace) -> ServerConfig:
     if (ns.tls_cert is None) != (ns.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
+    cluster = None
+    if ns.broker is not None:
+        if not isinstance(ns.db, str):
+            raise UsageError("--broker needs --db postgresql://...: the nodes share one database")
+        cluster = ClusterConfig(broker_url=ns.broker, role=ns.role or "all")
+    elif ns.role is not None:
+        raise UsageError("--role needs --broker: roles are parts of a cluster")
     return ServerConfig(
         host=ns.host,
         port=ns.port,
@@ -151,6 +171,7 @@ def _config(ns: argparse.Namespace) -> ServerConfig:
         log_level=ns.log_level,
         tls_cert=ns.tls_cert,
         tls_key=ns.tls_key,
+        cluster=cluster,
     )
 
 

@@ -56,6 +56,34 @@ class Limits:
     close_timeout: float = 5.0
 
 
+Role = Literal["all", "edge", "engine"]
+ROLES: tuple[Role, ...] = ("all", "edge", "engine")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """How a node joins its cluster (`docs/cluster.md`)."""
+
+    broker_url: str
+    role: Role = "all"
+    """`all` serves connections and runs the engine while it holds the lease; `engine` only
+    runs the engine; `edge` only serves connections."""
+    lease_seconds: float = 5.0
+    """How long the engine lease lasts unrenewed: a dead engine node is replaced within about
+    this plus `renew_seconds` and the new engine's start."""
+    renew_seconds: float = 1.0
+    catch_up_seconds: float = 1.0
+    """How often a node that does not write reads the log for events the broker missed."""
+
+    @property
+    def runs_engine(self) -> bool:
+        return self.role != "edge"
+
+    @property
+    def serves_clients(self) -> bool:
+        return self.role != "engine"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything `ginie-server` is started with."""
@@ -74,6 +102,8 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     limits: Limits = Limits()
+    cluster: ClusterConfig | None = None
+    """Set (`--broker`): the node joins a cluster on `db_url` and the broker."""
 
     @property
     def database(self) -> str | Path:

@@ -172,6 +172,10 @@ class FanOut:
             if client.subscribed and client.wants(event_type, symbol):
                 client.market.offer(key, frame)
 
+    def users(self) -> list[str]:
+        """The users with a connection here."""
+        return list(self._by_user)
+
     def of_user(self, user: str) -> list[Client]:
         return list(self._by_user.get(user, {}).values())
 

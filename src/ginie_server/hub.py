@@ -12,21 +12,28 @@ in order, with what was published meanwhile. Anything that reads state for a cli
 subscribe, a REST snapshot) commits first, so the `seq` it reports is durable and matches the
 data read.
 
+In cluster mode the hub also has an `outbound` (the broker): every committed batch and every
+market frame is handed to it after local delivery, for the other nodes. What the other nodes
+committed comes back in through `relayed` (events the broker carried) and `catch_up` (events
+read from the log that the broker missed); `offer_market_frame` takes in their market data.
+
 Every method runs on the event loop thread and returns without waiting on any client.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ginie_protocol.envelope import Hello, Subscribe, Subscribed, encode, make_event
-from ginie_protocol.events import WireModel, spec_of
+from ginie_protocol.events import Kline, Topic, WireModel, spec_of
 from ginie_server.clock import Clock
 from ginie_server.config import Limits
 from ginie_server.fanout import CLOSE_SLOW_CONSUMER, Connection, FanOut, SubscriptionError
-from ginie_server.journal import Journal, StateWrite
+from ginie_server.journal import Committed, Journal, StateWrite
+from ginie_server.market_throttle import MarketKey
 from ginie_server.metrics import MetricsBook, UserMetrics
 from ginie_server.sources import MarketData
 from ginie_server.storage.backend import Database
@@ -35,6 +42,20 @@ __all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Hub", "SubscriptionError"]
 
 RETRY_SECONDS = 0.5
 """How soon a failed commit is tried again."""
+
+RECENT_KLINES = 60
+"""Candles per symbol the hub keeps of the market data it saw (for `/api/market` on a node
+that relays the market rather than producing it)."""
+
+
+class Outbound(Protocol):
+    """Where committed events and market frames go after local delivery (the broker)."""
+
+    def events(self, committed: Committed) -> None:
+        """Committed user events, in commit order; never blocks."""
+
+    def market(self, key: MarketKey, frame: bytes) -> None:
+        """One market frame; never blocks."""
 
 
 class Hub:
@@ -45,9 +66,11 @@ class Hub:
         self._limits = limits or Limits()
         self._metrics = MetricsBook()
         self.fanout = FanOut(self._limits)
-        self.journal = Journal(db, clock=clock, limits=self._limits, on_commit=self.fanout.deliver)
+        self.journal = Journal(db, clock=clock, limits=self._limits, on_commit=self._committed)
+        self.outbound: Outbound | None = None
         self._commit_handle: asyncio.Handle | None = None
         self._market_latest: dict[tuple[str, str], MarketData] = {}
+        self._klines: dict[str, OrderedDict[int, Kline]] = {}
 
     @property
     def epoch(self) -> str:
@@ -81,10 +104,44 @@ class Hub:
         if self.journal.pending:
             self.flush()
         key = (spec.topic.value, data.symbol)
-        self._market_latest[key] = data
-        if self.fanout.clients:
+        self._keep_market(key, data)
+        outbound = self.outbound
+        if self.fanout.clients or outbound is not None:
             frame = encode(make_event(data, ts=self._clock.now_ms())).encode()
             self.fanout.offer_market(key, frame)
+            if outbound is not None:
+                outbound.market(key, frame)
+
+    def offer_market_frame(self, data: MarketData, frame: bytes) -> None:
+        """Take in market data another node produced (`frame` is its encoded event)."""
+        key = (spec_of(data).topic.value, data.symbol)
+        self._keep_market(key, data)
+        self.fanout.offer_market(key, frame)
+
+    # ------------------------------------------------------------------ events of other nodes
+
+    def relayed(
+        self, user: str, seq: int, event_type: str, symbol: str | None, frame: bytes
+    ) -> None:
+        """Deliver an event another node committed, unless it is known already (events the
+        broker missed before it are read from the log and delivered first)."""
+        self._deliver(self.journal.relayed(user, seq, event_type, symbol, frame))
+
+    def catch_up(self, users: Iterable[str]) -> None:
+        """Deliver what the log holds of `users` beyond the last event known here."""
+        users = list(users)
+        known = self.journal.last_seqs(users)
+        for user in users:
+            if known.get(user, 0) > self.current_seq(user):
+                self._deliver(self.journal.catch_up(user))
+
+    def reload(self) -> None:
+        """Drop what is staged and renumber from the log (this node starts or stops writing),
+        delivering what other nodes committed meanwhile."""
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
+        self._deliver(self.journal.reload())
 
     def flush(self) -> None:
         """Commit the unit of work (then fan-out delivers it). Safe to call at any time."""
@@ -157,6 +214,16 @@ class Hub:
             if kind == event_type and (wanted is None or symbol in wanted)
         ]
 
+    def recent_market(self, symbol: str) -> list[MarketData]:
+        """What the hub saw of one symbol: its mark price, recent candles and order book."""
+        data: list[MarketData] = [
+            found
+            for kind in (Topic.FUTURES_MARK_PRICE_UPDATE, Topic.FUTURES_ORDERBOOK_UPDATE)
+            if (found := self._market_latest.get((kind, symbol))) is not None
+        ]
+        data[1:1] = self._klines.get(symbol, {}).values()
+        return data
+
     def metrics(self, user: str) -> UserMetrics:
         return self._metrics.of(user)
 
@@ -187,6 +254,23 @@ class Hub:
         self.fanout.stop()
 
     # ------------------------------------------------------------------ internals
+
+    def _committed(self, committed: Committed) -> None:
+        self.fanout.deliver(committed)
+        if self.outbound is not None:
+            self.outbound.events(committed)
+
+    def _deliver(self, events: Committed) -> None:
+        if events:
+            self.fanout.deliver(events)
+
+    def _keep_market(self, key: tuple[str, str], data: MarketData) -> None:
+        self._market_latest[key] = data
+        if isinstance(data, Kline):
+            candles = self._klines.setdefault(data.symbol, OrderedDict())
+            candles[data.open_time] = data
+            if len(candles) > RECENT_KLINES:
+                candles.popitem(last=False)
 
     def _schedule_commit(self) -> None:
         if self._commit_handle is not None:

@@ -22,6 +22,13 @@ The journal also holds each user's replay ring (the last `replay_window` events 
 plans a resume: the frames a client missed, from the ring or from the durable log, or the
 RESYNC that replaces them.
 
+In cluster mode (`docs/cluster.md`) one node at a time writes a user's events: the one whose
+`fence` (the engine lease's fencing token) is current. The fence runs last in every unit of
+work's transaction; if another node took the lease over, the transaction is refused whole and
+nothing of it is sent. Nodes that do not write learn each committed event from the broker
+(`relayed`) or, for what the broker missed, from the log itself (`catch_up`); `reload` puts
+the sequence numbers back on what the log holds when a node starts or stops writing.
+
 Limits: the ring holds events from the moment they are appended, so a resume planned before a
 commit could see uncommitted events; every reader commits first (`Hub` does).
 """
@@ -34,7 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from ginie_protocol.envelope import ResumePoint, Resync, encode, make_event
 from ginie_protocol.events import WireModel, spec_of
@@ -65,10 +72,24 @@ Committed = list[tuple[str, Logged]]
 """The events one commit made durable, `(user, event)` in append order."""
 
 
+class Fence(Protocol):
+    """The proof, checked inside each commit, that this node still owns the users it writes."""
+
+    def check(self, db: Database) -> None:
+        """Run a statement, last in the unit of work's transaction, that fails the
+        transaction if the fence is no longer current."""
+
+    def refused(self, exc: Exception) -> bool:
+        """Whether `exc`, raised by a commit, is this fence refusing it."""
+
+
 @dataclass(slots=True)
 class _UserLog:
     seq: int
+    """The last `seq` given (committed or staged)."""
     ring: deque[Logged]
+    committed: int
+    """The last `seq` known to be in the log."""
 
 
 @dataclass(slots=True)
@@ -118,6 +139,10 @@ class Journal:
         self._work = _UnitOfWork()
         self.on_commit = on_commit
         """Called with the events of each successful commit, after it."""
+        self.fence: Fence | None = None
+        """Checked in every commit when set (cluster mode: the engine lease)."""
+        self.on_fenced: Callable[[], None] | None = None
+        """Called when the fence refused a commit: another node writes these users now."""
         self.commits = 0
         """Successful commits so far."""
         self.commit_seconds = Histogram()
@@ -184,7 +209,11 @@ class Journal:
                     self._log.append_many(work.rows)
                 for user, seq in work.prune_due.items():
                     self._log.prune(user, self._limits.log_keep, seq)
-        except self._errors:
+                if self.fence is not None:
+                    self.fence.check(db)
+        except self._errors as exc:
+            if self.fence is not None and self.fence.refused(exc):
+                return self._fenced()
             return self._failed()
         try:
             db.commit()
@@ -194,8 +223,26 @@ class Journal:
         self._work = _UnitOfWork()
         self.commits += 1
         self.commit_seconds.observe(time.perf_counter() - started)
-        if work.events and self.on_commit is not None:
-            self.on_commit(work.events)
+        self._hand_on(work.events)
+        return True
+
+    def _hand_on(self, events: Committed) -> None:
+        """Mark `events` committed and hand them to `on_commit`."""
+        users = self._users
+        for user, entry in events:
+            users[user].committed = entry.seq
+        if events and self.on_commit is not None:
+            self.on_commit(events)
+
+    def _fenced(self) -> bool:
+        """Another node owns these users now: drop the unit of work, whose numbers that node
+        may use, and say so. Nothing of it was written or sent."""
+        log.warning("journal commit refused: the engine lease moved to another node")
+        self._db.rollback()
+        self._work = _UnitOfWork()
+        self._unsure = None
+        if self.on_fenced is not None:
+            self.on_fenced()
         return True
 
     def _failed(self) -> bool:
@@ -217,8 +264,56 @@ class Journal:
         log.warning("the journal commit that failed had taken effect; delivering it")
         done = work.take(attempt)
         self.commits += 1
-        if done and self.on_commit is not None:
-            self.on_commit(done)
+        self._hand_on(done)
+
+    # ------------------------------------------------------------------ events written elsewhere
+
+    def relayed(
+        self, user: str, seq: int, event_type: str, symbol: str | None, frame: bytes
+    ) -> Committed:
+        """An event another node committed, as the broker relayed it: the events to deliver
+        (none if it was known already; those the broker missed first, read from the log)."""
+        user_log = self._user_log(user)
+        if seq <= user_log.seq:
+            return []
+        if seq > user_log.seq + 1:
+            return self.catch_up(user)
+        entry = Logged(seq, event_type, symbol, frame)
+        user_log.seq = user_log.committed = seq
+        user_log.ring.append(entry)
+        return [(user, entry)]
+
+    def catch_up(self, user: str) -> Committed:
+        """The user's events committed (by any node) after the last one this journal knows,
+        read from the log and taken in: the events to deliver."""
+        user_log = self._user_log(user)
+        caught: Committed = []
+        for seq, kind, symbol, frame in self._log.frames_after(user, user_log.seq):
+            entry = Logged(seq, kind, symbol, frame.encode())
+            user_log.ring.append(entry)
+            caught.append((user, entry))
+        if caught:
+            user_log.seq = user_log.committed = caught[-1][1].seq
+        return caught
+
+    def last_seqs(self, users: list[str]) -> dict[str, int]:
+        """The last logged `seq` of each of `users` that has one."""
+        return self._log.last_seqs(users)
+
+    def reload(self) -> Committed:
+        """Forget what is staged and put every user's numbering back on the log: events
+        appended here but never committed leave the ring; events committed elsewhere that this
+        journal missed are taken in and returned, to deliver. For a node that starts or stops
+        writing."""
+        self._work = _UnitOfWork()
+        self._unsure = None
+        caught: Committed = []
+        for user, user_log in self._users.items():
+            while user_log.ring and user_log.ring[-1].seq > user_log.committed:
+                user_log.ring.pop()
+            user_log.seq = user_log.committed
+            caught.extend(self.catch_up(user))
+        return caught
 
     # ------------------------------------------------------------------ reads
 
@@ -261,8 +356,7 @@ class Journal:
     def _user_log(self, user: str) -> _UserLog:
         found = self._users.get(user)
         if found is None:
-            found = _UserLog(
-                seq=self._log.last_seq(user), ring=deque(maxlen=self._limits.replay_window)
-            )
+            last = self._log.last_seq(user)
+            found = _UserLog(last, deque(maxlen=self._limits.replay_window), last)
             self._users[user] = found
         return found

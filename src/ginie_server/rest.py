@@ -1,15 +1,17 @@
 """The REST door: a flat table of GET routes answering JSON snapshots for the caller only.
 
-Every snapshot answers `{"epoch", "seq", "data"}`. The hub flushes and reports the user's
-last committed `seq` right before the data is read, on the same loop turn, so `seq` is exactly
-the last user event the data includes.
+Every snapshot answers `{"epoch", "seq", "data"}`, read through one `SnapshotRead` whose `seq`
+is exactly the last user event the data includes. On one node that is `LiveSnapshots`: the hub
+flushes and reports the user's last committed `seq` right before the sources' providers are
+read, on the same loop turn. In cluster mode it is `cluster.snapshots.StoredSnapshots`: the
+`seq` and the data come from one PostgreSQL snapshot, the same answer on every node.
 
 Where the data comes from:
 
-- `LIFECYCLE_EVENT`: the hub's durable event log, newest first, each item with its `seq`,
-  paged by `limit` (1..1000, default 100) and `before_seq`.
-- other user topics: the sources' snapshot providers; a topic no source provides answers an
-  empty list (collection topics) or null (singleton topics).
+- `LIFECYCLE_EVENT`: the durable event log, newest first, each item with its `seq`, paged by
+  `limit` (1..1000, default 100) and `before_seq`.
+- other user topics: the snapshot reader; a topic it does not provide answers an empty list
+  (collection topics) or null (singleton topics).
 - market topics: `/api/market/{symbol}` asks the sources' market providers, falling back to the
   latest data the hub saw; `/api/snapshot` gives the hub's latest item per symbol.
 
@@ -22,14 +24,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel
 
-from ginie_protocol.events import MARKET_TOPICS, SPECS, Topic, spec_of
+from ginie_protocol.events import MARKET_TOPICS, SPECS, Topic, WireModel, spec_of
 from ginie_server import __version__
 from ginie_server.hub import Hub
 from ginie_server.sources import MarketData, MarketSnapshotProvider, SnapshotProvider
@@ -62,6 +65,49 @@ class Route:
     params: frozenset[str] = frozenset()
 
 
+class SnapshotRead(Protocol):
+    """One user's data as of one `seq`."""
+
+    seq: int
+
+    def payload(self, topic: str) -> WireModel | list[Any] | None:
+        """A user topic's snapshot (not `LIFECYCLE_EVENT`), or None if none is provided."""
+
+    def lifecycle_page(self, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
+        """`LIFECYCLE_EVENT` data from the log, newest first, each with its `seq`."""
+
+
+class SnapshotReader(Protocol):
+    def read(self, user: str) -> AbstractContextManager[SnapshotRead]: ...
+
+
+@dataclass(slots=True)
+class _LiveRead:
+    hub: Hub
+    user: str
+    providers: dict[str, SnapshotProvider]
+    seq: int
+
+    def payload(self, topic: str) -> WireModel | list[Any] | None:
+        provider = self.providers.get(topic)
+        return None if provider is None else provider(self.user)
+
+    def lifecycle_page(self, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
+        return self.hub.lifecycle_page(self.user, limit, before_seq)
+
+
+class LiveSnapshots:
+    """Snapshots of one node: the sources' providers, after the hub committed."""
+
+    def __init__(self, hub: Hub, providers: dict[str, SnapshotProvider]) -> None:
+        self._hub = hub
+        self._providers = providers
+
+    @contextmanager
+    def read(self, user: str) -> Iterator[SnapshotRead]:
+        yield _LiveRead(self._hub, user, self._providers, self._hub.snapshot_seq(user))
+
+
 def _dump(item: Any) -> Any:
     return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
 
@@ -72,7 +118,7 @@ class RestApi:
     def __init__(
         self,
         hub: Hub,
-        snapshots: dict[str, SnapshotProvider],
+        snapshots: SnapshotReader,
         market_providers: Iterable[MarketSnapshotProvider],
     ) -> None:
         self._hub = hub
@@ -123,8 +169,8 @@ class RestApi:
 
     def _topic_route(self, topic: str) -> Handler:
         def handler(user: str, params: Params) -> dict[str, Any]:
-            seq = self._hub.snapshot_seq(user)
-            return self._envelope(seq, self._topic_payload(user, topic, None))
+            with self._snapshots.read(user) as read:
+                return self._envelope(read.seq, self._topic_payload(read, topic, None))
 
         return handler
 
@@ -132,8 +178,8 @@ class RestApi:
         limit = _int_param(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         before = params.get("before_seq")
         before_seq = None if before is None else _int_param(params, "before_seq", 0, 1, 2**62)
-        seq = self._hub.snapshot_seq(user)
-        return self._envelope(seq, self._hub.lifecycle_page(user, limit, before_seq))
+        with self._snapshots.read(user) as read:
+            return self._envelope(read.seq, read.lifecycle_page(limit, before_seq))
 
     def _snapshot(self, user: str, params: Params) -> dict[str, Any]:
         raw_topics = params.get("topics", "*")
@@ -149,9 +195,9 @@ class RestApi:
             bad = [s for s in symbols if not SYMBOL.match(s)]
             if bad:
                 raise BadQuery(f"bad symbol {bad[0]!r}")
-        seq = self._hub.snapshot_seq(user)
-        data = {topic: self._topic_payload(user, topic, symbols) for topic in topics}
-        return self._envelope(seq, data)
+        with self._snapshots.read(user) as read:
+            data = {topic: self._topic_payload(read, topic, symbols) for topic in topics}
+            return self._envelope(read.seq, data)
 
     def _market(self, user: str, symbol: str) -> dict[str, Any]:
         if not SYMBOL.match(symbol):
@@ -172,8 +218,8 @@ class RestApi:
                 data[event_type] = [_dump(k) for k in found]
             else:
                 data[event_type] = _dump(found[-1]) if found else None
-        seq = self._hub.snapshot_seq(user)
-        return self._envelope(seq, data)
+        with self._snapshots.read(user) as read:
+            return self._envelope(read.seq, data)
 
     def _metrics(self, user: str, params: Params) -> dict[str, Any]:
         return {"user": user, **self._hub.metrics(user).as_dict()}
@@ -183,15 +229,14 @@ class RestApi:
     def _envelope(self, seq: int, data: Any) -> dict[str, Any]:
         return {"epoch": self._hub.epoch, "seq": seq, "data": data}
 
-    def _topic_payload(self, user: str, topic: str, symbols: list[str] | None) -> Any:
+    def _topic_payload(self, read: SnapshotRead, topic: str, symbols: list[str] | None) -> Any:
         if SPECS[Topic(topic)].scope == "market":
             return [_dump(m) for m in self._hub.market_latest(topic, symbols)]
         if topic == Topic.LIFECYCLE_EVENT:
-            return self._hub.lifecycle_page(user, DEFAULT_PAGE, None)
-        provider = self._snapshots.get(topic)
-        if provider is None:
+            return read.lifecycle_page(DEFAULT_PAGE, None)
+        result = read.payload(topic)
+        if result is None:
             return [] if SPECS[Topic(topic)].key is not None else None
-        result = provider(user)
         if isinstance(result, list):
             return [_dump(item) for item in result]
         return _dump(result)

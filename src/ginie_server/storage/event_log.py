@@ -39,6 +39,17 @@ class EventLog:
         row = self._conn.execute('SELECT MAX(seq) FROM events WHERE "user" = ?', (user,)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
+    def last_seqs(self, users: list[str]) -> dict[str, int]:
+        """The last `seq` of each of `users` that has events, in one query."""
+        if not users:
+            return {}
+        marks = ", ".join("?" for _ in users)
+        rows = self._conn.execute(
+            f'SELECT "user", MAX(seq) FROM events WHERE "user" IN ({marks}) GROUP BY "user"',
+            users,
+        )
+        return {str(user): int(seq) for user, seq in rows}
+
     def first_seq(self, user: str) -> int | None:
         row = self._conn.execute('SELECT MIN(seq) FROM events WHERE "user" = ?', (user,)).fetchone()
         return int(row[0]) if row and row[0] is not None else None

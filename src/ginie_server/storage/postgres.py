@@ -21,8 +21,8 @@ apply each step once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -100,8 +100,11 @@ class PostgresDatabase:
 
     dialect = POSTGRES
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: PostgreSQL settings of the session (`lock_timeout`, ...), set at each
+        connect."""
         self.url = url
+        self._options = " ".join(f"-c {name}={value}" for name, value in (settings or {}).items())
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._open = False
         self._statements: dict[str, tuple[str, bool]] = {}
@@ -147,6 +150,17 @@ class PostgresDatabase:
     def close(self) -> None:
         self._open = False
         self._drop()
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """One read-only transaction that sees a single snapshot of the database (`REPEATABLE
+        READ`): every read inside agrees with every other, whatever commits meanwhile."""
+        if self._open:
+            raise DatabaseError("a transaction is already open on this connection")
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
 
     def pipeline(self) -> AbstractContextManager[object]:
         """psycopg's pipeline mode: the statements inside go out together, and the first
@@ -197,7 +211,10 @@ class PostgresDatabase:
             log.info("connecting again to %s", redacted(self.url))
             self._drop()
         conn = self._conn = psycopg.connect(
-            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            self.url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            options=self._options or None,
         )
         return conn
 
@@ -207,14 +224,14 @@ class PostgresDatabase:
             conn.close()
 
 
-def open_postgres(url: str) -> PostgresDatabase:
+def open_postgres(url: str, settings: Mapping[str, str] | None = None) -> PostgresDatabase:
     """Connect to `url`, bring the core schema up to date, give a new database its epoch.
 
     Raises DatabaseError (one line, no password) when the server cannot be reached or used.
     """
     where = redacted(url)
     try:
-        db = PostgresDatabase(url)
+        db = PostgresDatabase(url, settings)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot open database {where}: {_first_line(exc)}") from None
     try:
