@@ -58,10 +58,6 @@ DEMO_USER = "demo"
 USER_WATCH_SECONDS = 1.0
 """How often the server looks for users created by another process."""
 
-JOURNAL_SESSION = {"idle_in_transaction_session_timeout": "3s"}
-"""In cluster mode: PostgreSQL ends a transaction the node left stalled (a partition), so the
-share lock of its fence never keeps a standby from taking the engine over."""
-
 GC_THRESHOLDS = (700, 10, 100)
 """Garbage collection while the server runs. A full collection scans every object the process
 holds (about 15 ms for a started server) on the event loop thread, stalling every client; so
@@ -149,9 +145,10 @@ class GinieServer:
         elif config.db_url is None or not is_postgres_url(config.db_url):
             raise ConfigError("a cluster node (--broker) needs a PostgreSQL --db")
         else:
+            from ginie_server.cluster.lease import STALLED
             from ginie_server.storage.postgres import open_postgres
 
-            db = self._db = open_postgres(config.db_url, JOURNAL_SESSION)
+            db = self._db = open_postgres(config.db_url, STALLED)
         if isinstance(db, sqlite3.Connection):
             self._checkpointer = WalCheckpointer(db)
             self._checkpointer.start()

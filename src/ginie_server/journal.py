@@ -23,7 +23,7 @@ plans a resume: the frames a client missed, from the ring or from the durable lo
 RESYNC that replaces them.
 
 In cluster mode (`docs/cluster.md`) one node at a time writes a user's events: the one whose
-`fence` (the engine lease's fencing token) is current. The fence runs last in every unit of
+`fence` (the engine lease's fencing token) is current. The fence runs first in every unit of
 work's transaction; if another node took the lease over, the transaction is refused whole and
 nothing of it is sent. Nodes that do not write learn each committed event from the broker
 (`relayed`) or, for what the broker missed, from the log itself (`catch_up`); `reload` puts
@@ -76,7 +76,7 @@ class Fence(Protocol):
     """The proof, checked inside each commit, that this node still owns the users it writes."""
 
     def check(self, db: Database) -> None:
-        """Run a statement, last in the unit of work's transaction, that fails the
+        """Run a statement, first in the unit of work's transaction, that fails the
         transaction if the fence is no longer current."""
 
     def refused(self, exc: Exception) -> bool:
@@ -203,14 +203,14 @@ class Journal:
             if db.in_transaction:
                 log.warning("a write outside the journal is committed with its unit of work")
             with batched(db):
+                if self.fence is not None:
+                    self.fence.check(db)
                 for op in work.writes:
                     op(db)
                 if work.rows:
                     self._log.append_many(work.rows)
                 for user, seq in work.prune_due.items():
                     self._log.prune(user, self._limits.log_keep, seq)
-                if self.fence is not None:
-                    self.fence.check(db)
         except self._errors as exc:
             if self.fence is not None and self.fence.refused(exc):
                 return self._fenced()

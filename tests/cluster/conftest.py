@@ -6,6 +6,8 @@
 - `backend`: parametrized, `sqlite` and `postgresql` (marked `postgres`): a fresh database.
 - `server` and `hub` override the suite's own on that backend, so tests of `tests/server`
   imported here run on both engines unchanged.
+- `redis_server`: a Redis of the test's own; `cluster`: a new database, that Redis, and the
+  cluster nodes the test starts (`cluster.start(name, role)`), stopped at its end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from ginie_server.clock import ManualClock
 from ginie_server.hub import Hub
+from tests.cluster.nodes import Cluster, RedisServer, redis_binary
 from tests.cluster.pg import REQUIRE_ENV, Backend, PgCluster, pg_bindir
 from tests.harness import RunningServer, ScriptedSource, running_server
 
@@ -72,3 +75,28 @@ async def server(
 @pytest.fixture
 def hub(backend: Backend) -> Hub:
     return Hub(backend.open(), clock=ManualClock())
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own (the tests kill it)."""
+    if redis_binary() is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it")
+        pytest.skip(reason)
+    server = RedisServer.start(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str, redis_server: RedisServer) -> Iterator[Cluster]:
+    """A new database and Redis, and the nodes a test starts on them (stopped at its end)."""
+    running = Cluster(tmp_path, pg_url, redis_server)
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -6,7 +6,7 @@ holder of the `engine` row of `engine_lease`. A node takes the row when it is fr
 (`renew`); a node that stops cleanly frees it (`release`). Expiry is judged by PostgreSQL's
 clock alone (`now()`), so the nodes' clocks never need to agree.
 
-The token is the fence. Every journal commit of the holder ends with `SELECT
+The token is the fence. Every journal commit of the holder begins with `SELECT
 ginie_fence(token)`, which takes a share lock on the row and fails the whole transaction if the
 token moved on. A node that was cut off, lost the lease and comes back can therefore never
 write a `seq` another owner used: its first commit is refused before anything of it is
@@ -31,6 +31,10 @@ from ginie_server.storage.postgres import PostgresDatabase
 log = logging.getLogger(__name__)
 
 LEASE = "engine"
+STALLED = {"idle_in_transaction_session_timeout": "3s"}
+"""Settings of a node's sessions in a cluster (the journal's and the lease's): PostgreSQL ends
+a transaction the node left stalled (a partition), so its locks never keep a standby from
+taking the engine over."""
 FENCED = "GF001"
 """The SQLSTATE `ginie_fence` raises when the token is no longer the lease's."""
 
@@ -79,6 +83,8 @@ class LeaseFence:
     token: int
 
     def check(self, db: Database) -> None:
+        if isinstance(db, PostgresDatabase):
+            db.begin()
         db.execute("SELECT ginie_fence(?)", (self.token,))
 
     def refused(self, exc: Exception) -> bool:
@@ -92,7 +98,7 @@ class EngineLease:
     def __init__(self, url: str, node: str, seconds: float) -> None:
         self.node = node
         self.seconds = seconds
-        self._db = PostgresDatabase(url, {"lock_timeout": f"{int(seconds * 1000)}ms"})
+        self._db = PostgresDatabase(url, {"lock_timeout": f"{int(seconds * 1000)}ms", **STALLED})
         self._db.migrate("cluster", CLUSTER_MIGRATIONS)
 
     def try_acquire(self) -> int | None:

@@ -126,6 +126,11 @@ class PostgresDatabase:
         cursor.executemany(text, parameters)
         return cursor
 
+    def begin(self) -> None:
+        """Open a transaction now, unless one is open: the statements that follow are in it,
+        reads included."""
+        self._begin(True)
+
     def commit(self) -> None:
         """Commit the transaction under way. Raises `psycopg.Error` if it may not have
         committed (the connection broke before or during the commit)."""
