@@ -190,9 +190,16 @@ async def test_three_nodes_send_the_same_events_and_answer_the_same_snapshots(
             await assert_snapshot_is_the_fold(node, token, on_edge)
         body = await equal_snapshots([every, edge, engine], token)
         assert body["seq"] > 0
+        # Market data is produced once, by the engine node, and relayed to the edge's clients.
+        for kind in (Topic.FUTURES_MARK_PRICE_UPDATE, Topic.FUTURES_KLINE_UPDATE):
+            assert kind in on_edge.controls
     assert every.metric(token, "ginie_engine_owner") == 1
     assert edge.metric(token, "ginie_engine_owner") == 0
+    assert engine.metric(token, "ginie_engine_owner") == 0
     assert edge.metric(token, "ginie_broker_received_total") > 0
+    assert edge.metric(token, "ginie_broker_lag_seconds_count") > 0
+    market = await asyncio.to_thread(edge.get, token, "/api/market/BTCUSDT")
+    assert len(market["data"][Topic.FUTURES_KLINE_UPDATE]) >= 2
 
 
 async def test_an_engine_only_node_refuses_connections(cluster: Cluster) -> None:
