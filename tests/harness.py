@@ -279,11 +279,15 @@ class ProtocolClient:
         return events
 
     async def command(
-        self, name: str, args: dict[str, Any] | None = None, command_id: str = "c-1"
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        command_id: str = "c-1",
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> Ack:
         """Send a command and return its ACK (other messages in between are skipped)."""
         await self.send_json({"op": "command", "id": command_id, "name": name, "args": args or {}})
-        ack = await self.recv_until(lambda m: m.type == "ACK" and m.id == command_id)
+        ack = await self.recv_until(lambda m: m.type == "ACK" and m.id == command_id, timeout)
         assert isinstance(ack, Ack)
         return ack
 

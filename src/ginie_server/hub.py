@@ -48,6 +48,10 @@ RECENT_KLINES = 60
 that relays the market rather than producing it)."""
 
 
+RelayedEvent = tuple[str, int, str, str | None, bytes]
+"""`(user, seq, type, symbol, frame)` of an event another node committed."""
+
+
 class Outbound(Protocol):
     """Where committed events and market frames go after local delivery (the broker)."""
 
@@ -120,12 +124,14 @@ class Hub:
 
     # ------------------------------------------------------------------ events of other nodes
 
-    def relayed(
-        self, user: str, seq: int, event_type: str, symbol: str | None, frame: bytes
-    ) -> None:
-        """Deliver an event another node committed, unless it is known already (events the
-        broker missed before it are read from the log and delivered first)."""
-        self._deliver(self.journal.relayed(user, seq, event_type, symbol, frame))
+    def relayed(self, events: list[RelayedEvent]) -> None:
+        """Deliver events other nodes committed, in one batch, skipping those known already
+        (events the broker missed before one are read from the log and delivered first)."""
+        journal = self.journal
+        deliver: Committed = []
+        for user, seq, event_type, symbol, frame in events:
+            deliver.extend(journal.relayed(user, seq, event_type, symbol, frame))
+        self._deliver(deliver)
 
     def catch_up(self, users: Iterable[str]) -> None:
         """Deliver what the log holds of `users` beyond the last event known here."""

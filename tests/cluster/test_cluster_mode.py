@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from ginie_protocol.envelope import ResumePoint, decode_server
 from ginie_protocol.events import SPECS, Topic
 from tests.cluster.nodes import Cluster, Node, StallProxy
+from tests.cluster.pg import free_port
 from tests.harness import ProtocolClient, connect_client, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -337,3 +341,52 @@ async def test_redis_kill_9_and_restart_loses_nothing(cluster: Cluster) -> None:
         assert_same_frames(on_edge.events, on_owner.events)
         for node in (owner, edge):
             await assert_snapshot_is_the_fold(node, token, on_edge)
+
+
+# ---------------------------------------------------------------------------- edges of the CLI
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--broker", "redis://127.0.0.1:1/0"], "--broker needs --db postgresql://"),
+        (["--role", "edge"], "--role needs --broker"),
+        (["--broker", "http://127.0.0.1:1"], "invalid broker: use a Redis URL"),
+    ],
+)
+def test_a_cluster_flag_without_what_it_needs_is_a_one_line_error(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ginie_server", "--db", str(tmp_path / "g.db"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_an_unreachable_broker_is_a_one_line_error_without_its_password(pg_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ginie_server", "--port", "0", "--db", pg_url,
+         "--broker", f"redis://:s3cret@127.0.0.1:{free_port()}/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "cannot reach the broker" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+
+
+async def test_a_command_with_no_engine_to_run_it_fails_as_unavailable(cluster: Cluster) -> None:
+    edge = cluster.start("edge-1", "edge")
+    async with connect_client(edge.ws_url, cluster.token) as client:
+        ack = await client.command("ginie.stop", command_id="x1", timeout=20)
+    assert not ack.ok and ack.error is not None
+    assert ack.error.code == "unavailable"
+    assert "may or may not have run" in ack.error.message

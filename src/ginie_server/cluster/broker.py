@@ -38,6 +38,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ginie_server.hub import RelayedEvent
 from ginie_server.journal import Committed
 from ginie_server.market_throttle import MarketKey
 from ginie_server.metrics import Histogram
@@ -58,8 +59,8 @@ RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 COMMAND_TIMEOUT_SECONDS = 10.0
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
-EventSink = Callable[[str, int, str, str | None, bytes], None]
-"""`(user, seq, type, symbol, frame)` of an event another node committed."""
+EventSink = Callable[[list[RelayedEvent]], None]
+"""Events other nodes committed, in the order the stream holds them."""
 MarketSink = Callable[[bytes], None]
 Fields = dict[Any, Any]
 """An entry's fields (redis-py takes bytes, str, int or float values)."""
@@ -113,7 +114,7 @@ class RedisBroker:
         self._tasks = [
             asyncio.create_task(self._write(), name="broker-write"),
             asyncio.create_task(
-                self._read(self._events_key, lambda e: self._take_event(e, on_event)),
+                self._read(self._events_key, lambda e: self._take_events(e, on_event)),
                 name="broker-events",
             ),
             asyncio.create_task(
@@ -121,7 +122,7 @@ class RedisBroker:
                 name="broker-market",
             ),
             asyncio.create_task(
-                self._read(self._replies_prefix + self.node, self._take_reply),
+                self._read(self._replies_prefix + self.node, self._take_replies),
                 name="broker-replies",
             ),
         ]
@@ -198,7 +199,7 @@ class RedisBroker:
         """Run the commands sent from now on (this node took the engine)."""
         if self._command_task is None:
             self._command_task = asyncio.create_task(
-                self._read(self._commands_key, lambda e: self._take_command(e, run)),
+                self._read(self._commands_key, lambda e: self._take_commands(e, run)),
                 name="broker-commands",
             )
 
@@ -241,12 +242,10 @@ class RedisBroker:
                 self._connected()
                 self.stats.sent += len(batch)
 
-    async def _read(
-        self, key: str, take: Callable[[dict[bytes, bytes]], None], start: str = "$"
-    ) -> None:
-        """Read `key` from the entries added after the start on, for good; reconnect on
-        failure and go on from the last entry read."""
-        last = start
+    async def _read(self, key: str, take: Callable[[list[Fields]], None]) -> None:
+        """Read `key` from the entries added after the start on, for good, a batch at a time;
+        reconnect on failure and go on from the last entry read."""
+        last = "$"
         failures = 0
         while True:
             try:
@@ -262,48 +261,57 @@ class RedisBroker:
             failures = 0
             self._connected()
             for _, entries in found:
-                for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    try:
-                        take(fields)
-                    except Exception:
-                        log.exception("broker entry %s of %s could not be taken", last, key)
+                if not entries:
+                    continue
+                last = entries[-1][0].decode()
+                try:
+                    take([fields for _, fields in entries])
+                except Exception:
+                    log.exception("broker entries up to %s of %s could not be taken", last, key)
 
-    def _take_event(self, fields: dict[bytes, bytes], sink: EventSink) -> None:
-        if fields[b"n"].decode() == self.node:
-            return
-        self.stats.received += 1
-        lag = (_now_ms() - int(fields[b"c"])) / 1000
-        self.stats.lag_seconds.observe(max(lag, 0.0))
-        symbol = fields[b"y"].decode() or None
-        sink(fields[b"u"].decode(), int(fields[b"s"]), fields[b"t"].decode(), symbol, fields[b"f"])
+    def _take_events(self, entries: list[Fields], sink: EventSink) -> None:
+        node = self.node.encode()
+        now = _now_ms()
+        events: list[RelayedEvent] = []
+        for fields in entries:
+            if fields[b"n"] == node:
+                continue
+            self.stats.lag_seconds.observe(max((now - int(fields[b"c"])) / 1000, 0.0))
+            symbol = fields[b"y"].decode() or None
+            user, kind = fields[b"u"].decode(), fields[b"t"].decode()
+            events.append((user, int(fields[b"s"]), kind, symbol, fields[b"f"]))
+        self.stats.received += len(events)
+        if events:
+            sink(events)
 
-    def _take_market(self, fields: dict[bytes, bytes], sink: MarketSink) -> None:
-        if fields[b"n"].decode() != self.node:
-            sink(fields[b"f"])
+    def _take_market(self, entries: list[Fields], sink: MarketSink) -> None:
+        node = self.node.encode()
+        for fields in entries:
+            if fields[b"n"] != node:
+                sink(fields[b"f"])
 
-    def _take_reply(self, fields: dict[bytes, bytes]) -> None:
-        waiting = self._waiting.get(fields[b"i"].decode())
-        if waiting is not None and not waiting.done():
-            waiting.set_result(json.loads(fields[b"r"]))
+    def _take_replies(self, entries: list[Fields]) -> None:
+        for fields in entries:
+            waiting = self._waiting.get(fields[b"i"].decode())
+            if waiting is not None and not waiting.done():
+                waiting.set_result(json.loads(fields[b"r"]))
 
-    def _take_command(self, fields: dict[bytes, bytes], run: CommandRunner) -> None:
-        sent_at = int(fields[b"at"])
-        if _now_ms() - sent_at > COMMAND_TIMEOUT_SECONDS * 1000:
-            return
-        user = fields[b"u"].decode()
-        task = asyncio.create_task(
-            self._run_command(
-                fields[b"i"].decode(),
-                fields[b"n"].decode(),
-                user,
-                fields[b"m"].decode(),
-                json.loads(fields[b"a"]),
-                run,
+    def _take_commands(self, entries: list[Fields], run: CommandRunner) -> None:
+        for fields in entries:
+            if _now_ms() - int(fields[b"at"]) > COMMAND_TIMEOUT_SECONDS * 1000:
+                continue
+            task = asyncio.create_task(
+                self._run_command(
+                    fields[b"i"].decode(),
+                    fields[b"n"].decode(),
+                    fields[b"u"].decode(),
+                    fields[b"m"].decode(),
+                    json.loads(fields[b"a"]),
+                    run,
+                )
             )
-        )
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _run_command(
         self, request: str, node: str, user: str, name: str, args: Any, run: CommandRunner
