@@ -304,14 +304,16 @@ class Journal:
         """Forget what is staged and put every user's numbering back on the log: events
         appended here but never committed leave the ring; events committed elsewhere that this
         journal missed are taken in and returned, to deliver. For a node that starts or stops
-        writing."""
+        writing. Raises the database's error if the log cannot be read; what is staged is
+        dropped whatever happens, and a later `catch_up` takes in what was missed."""
         self._work = _UnitOfWork()
         self._unsure = None
-        caught: Committed = []
-        for user, user_log in self._users.items():
+        for user_log in self._users.values():
             while user_log.ring and user_log.ring[-1].seq > user_log.committed:
                 user_log.ring.pop()
             user_log.seq = user_log.committed
+        caught: Committed = []
+        for user in list(self._users):
             caught.extend(self.catch_up(user))
         return caught
 

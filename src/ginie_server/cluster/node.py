@@ -190,6 +190,13 @@ class ClusterNode:
             self._demote("a commit was refused by the engine lease's fence")
         )
         self._tasks.append(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stepping down failed", exc_info=task.exception())
 
     # ------------------------------------------------------------------ commands
 
