@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -82,18 +83,21 @@ class SnapshotReader(Protocol):
 
 
 @dataclass(slots=True)
-class _LiveRead:
-    hub: Hub
+class ProvidedRead:
+    """A `SnapshotRead` from snapshot providers and a reader of the lifecycle log."""
+
     user: str
-    providers: dict[str, SnapshotProvider]
     seq: int
+    providers: dict[str, SnapshotProvider]
+    lifecycle: Callable[[int, int | None], list[dict[str, Any]]]
+    """`(limit, before_seq)` to the page."""
 
     def payload(self, topic: str) -> WireModel | list[Any] | None:
         provider = self.providers.get(topic)
         return None if provider is None else provider(self.user)
 
     def lifecycle_page(self, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
-        return self.hub.lifecycle_page(self.user, limit, before_seq)
+        return self.lifecycle(limit, before_seq)
 
 
 class LiveSnapshots:
@@ -105,7 +109,9 @@ class LiveSnapshots:
 
     @contextmanager
     def read(self, user: str) -> Iterator[SnapshotRead]:
-        yield _LiveRead(self._hub, user, self._providers, self._hub.snapshot_seq(user))
+        hub = self._hub
+        seq = hub.snapshot_seq(user)
+        yield ProvidedRead(user, seq, self._providers, partial(hub.lifecycle_page, user))
 
 
 def _dump(item: Any) -> Any:

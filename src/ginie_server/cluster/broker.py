@@ -234,9 +234,7 @@ class RedisBroker:
                     await pipe.execute()
                 except (RedisError, OSError) as exc:
                     self.stats.dropped += len(batch)
-                    self._disconnected(exc, failures)
-                    await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
-                    failures += 1
+                    failures = await self._wait_after(exc, failures)
                     continue
                 failures = 0
                 self._connected()
@@ -254,9 +252,7 @@ class RedisBroker:
                     last = newest[0][0].decode() if newest else "0-0"
                 found = await self._redis.xread({key: last}, count=READ_COUNT, block=BLOCK_MS)
             except (RedisError, OSError) as exc:
-                self._disconnected(exc, failures)
-                await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
-                failures += 1
+                failures = await self._wait_after(exc, failures)
                 continue
             failures = 0
             self._connected()
@@ -340,7 +336,11 @@ class RedisBroker:
             log.info("broker: connected to Redis again")
         self.stats.connected = True
 
-    def _disconnected(self, exc: BaseException, failures: int) -> None:
-        if self.stats.connected or failures == 0:
+    async def _wait_after(self, exc: BaseException, failures: int) -> int:
+        """Note a failure to reach Redis and wait before the next try, longer each time up
+        to `RETRY_SECONDS[-1]`; the count of failures in a row so far."""
+        if self.stats.connected:
             log.warning("broker: Redis unreachable (%s); retrying", type(exc).__name__)
         self.stats.connected = False
+        await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
+        return failures + 1

@@ -14,37 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from ginie_protocol.events import WireModel
 from ginie_server.clock import Clock
 from ginie_server.engine.book import AccountBook
 from ginie_server.engine.health import EngineHealth
 from ginie_server.engine.outbox import Account
 from ginie_server.engine.persistence import Persistence
 from ginie_server.engine.snapshots import snapshot_providers
-from ginie_server.rest import SnapshotRead
-from ginie_server.sources import SnapshotProvider
+from ginie_server.rest import ProvidedRead, SnapshotRead
 from ginie_server.storage.event_log import EventLog
 from ginie_server.storage.postgres import PostgresDatabase
 from ginie_server.storage.trading import TradingStore
-
-
-@dataclass(slots=True)
-class _StoredRead:
-    user: str
-    seq: int
-    providers: dict[str, SnapshotProvider]
-    log: EventLog
-
-    def payload(self, topic: str) -> WireModel | list[Any] | None:
-        provider = self.providers.get(topic)
-        return None if provider is None else provider(self.user)
-
-    def lifecycle_page(self, limit: int, before_seq: int | None) -> list[dict[str, Any]]:
-        bound = self.seq + 1 if before_seq is None else min(before_seq, self.seq + 1)
-        return self.log.lifecycle_page(self.user, limit, bound)
 
 
 class StoredSnapshots:
@@ -65,10 +46,14 @@ class StoredSnapshots:
             seq = self._log.last_seq(user)
             book, view = self._persistence.load(user, self._symbols, now)
             accounts = {user: Account(book, view)}
-            providers = snapshot_providers(
-                accounts, self._new_book, EngineHealth(self._exchange, now)
-            )
-            yield _StoredRead(user, seq, providers, self._log)
+            health = EngineHealth(self._exchange, now)
+            providers = snapshot_providers(accounts, self._new_book, health)
+
+            def lifecycle(limit: int, before_seq: int | None) -> list[dict[str, Any]]:
+                bound = seq + 1 if before_seq is None else min(before_seq, seq + 1)
+                return self._log.lifecycle_page(user, limit, bound)
+
+            yield ProvidedRead(user, seq, providers, lifecycle)
 
     def close(self) -> None:
         self._db.close()
