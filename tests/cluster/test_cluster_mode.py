@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -390,3 +391,24 @@ async def test_a_command_with_no_engine_to_run_it_fails_as_unavailable(cluster: 
     assert not ack.ok and ack.error is not None
     assert ack.error.code == "unavailable"
     assert "may or may not have run" in ack.error.message
+
+
+def test_token_create_list_revoke_on_postgresql_hold_on_every_node(cluster: Cluster) -> None:
+    every = cluster.start("all-1", "all")
+    edge = cluster.start("edge-1", "edge")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ginie_server", "token", *args, "--db", cluster.db_url]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+    created = cli("create", "alice")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    listed = cli("list")
+    assert "alice" in listed.stdout and "live" in listed.stdout and token not in listed.stdout
+    for node in (every, edge):
+        assert node.get(token, "/api/metrics")["user"] == "alice"
+    assert cli("revoke", "alice").returncode == 0
+    for node in (every, edge):
+        with pytest.raises(httpx.HTTPStatusError, match="401"):
+            node.get(token, "/api/metrics")
