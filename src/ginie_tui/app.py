@@ -22,7 +22,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from ginie_protocol import (
@@ -39,6 +39,7 @@ from ginie_tui.clock import Clock, SystemClock
 from ginie_tui.connection import ConnectionStatus, ConnState
 from ginie_tui.export import file_name, write_models
 from ginie_tui.feed import CommandRefused, FeedPort
+from ginie_tui.frames import FramedScreen
 from ginie_tui.palette import GinieCommands, PaletteEntry
 from ginie_tui.screens.autopilot import AutopilotPane
 from ginie_tui.screens.flatten import FlattenModal
@@ -185,6 +186,11 @@ class GinieApp(App[None]):
         self._gc_thresholds = gc.get_threshold()
 
     # ------------------------------------------------------------------ layout
+
+    def get_default_screen(self) -> Screen[Any]:
+        """The screen of the panels, drawn by a frame timer that waits at most one period
+        (`ginie_tui.frames`)."""
+        return FramedScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield ConnectionIndicator().data_bind(GinieApp.status, GinieApp.now)

@@ -15,11 +15,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from ginie_protocol import Ack
 from ginie_protocol.events import GinieStatus, Order, Position, Topic
+from ginie_tui.frames import FramedModal
 from ginie_tui.screens.modals import MODAL_CSS, CommandHost
 from ginie_tui.store import Store
 from ginie_tui.widgets.base import fmt_signed
@@ -80,7 +80,7 @@ def describe_result(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class FlattenModal(ModalScreen[None]):
+class FlattenModal(FramedModal[None]):
     """Confirm the kill switch, send it, show what it did (see the module docstring)."""
 
     DEFAULT_CSS = (

@@ -9,11 +9,11 @@ from typing import Any, Protocol
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from ginie_protocol import TRADING_COMMANDS, Ack, CommandArgsError, parse_command_args
 from ginie_protocol.events import Signal, Topic
+from ginie_tui.frames import FramedModal
 from ginie_tui.store import Store
 from ginie_tui.widgets.base import CommandRequested, Ranked, fmt_price, fmt_time
 from ginie_tui.widgets.rowlog import RowLog
@@ -47,7 +47,7 @@ class CommandHost(Protocol):
         """Notify what an ACK says."""
 
 
-class ConfirmModal(ModalScreen[bool]):
+class ConfirmModal(FramedModal[bool]):
     """Ask before a command that trades; y confirms, n or escape cancels."""
 
     DEFAULT_CSS = MODAL_CSS.format(name="ConfirmModal")
@@ -69,7 +69,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class PendingSignalsModal(ModalScreen[None]):
+class PendingSignalsModal(FramedModal[None]):
     """Pending signals to approve (a) or reject (r). Approving trades, so the modal asks first,
     in its own hint line (y / n), with the signal still in view. Statuses shown come only from
     the server's SIGNAL_UPDATE events: a signal stays `pending` here until its event says so."""
@@ -206,7 +206,7 @@ def parse_rule_assignments(text: str) -> dict[str, Any]:
     return args
 
 
-class RulesModal(ModalScreen[None]):
+class RulesModal(FramedModal[None]):
     """Edit autopilot rules as `field=value` pairs; sends autopilot.set_rules."""
 
     DEFAULT_CSS = MODAL_CSS.format(name="RulesModal")

@@ -16,11 +16,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
 from ginie_protocol import CommandArgsError, parse_command_args
 from ginie_protocol.events import AutopilotRules, Side
+from ginie_tui.frames import FramedModal
 from ginie_tui.screens.modals import MODAL_CSS, CommandHost, ConfirmModal
 from ginie_tui.store import Store
 from ginie_tui.ticket import OrderForm, OrderKind, Preview, SizeUnit, field_of, preview, read_form
@@ -79,7 +79,7 @@ def _signed(value: float) -> str:
     return f"[{colour}]{value:+,.2f}[/]"
 
 
-class OrderTicket(ModalScreen[None]):
+class OrderTicket(FramedModal[None]):
     """The order ticket (see the module docstring)."""
 
     DEFAULT_CSS = (
