@@ -10,8 +10,9 @@ from pathlib import Path
 
 from benchmarks.report import Group, describe_machine, machine, render, write_json
 
-MEASUREMENTS = ("latency", "fanout", "api_calls", "console", "memory")
-"""Run order; `api_calls` uses the push latency that `latency` measured as LIVE data age."""
+MEASUREMENTS = ("latency", "fanout", "api_calls", "console", "memory", "cluster", "commit")
+"""Run order; `api_calls` uses the push latency that `latency` measured as LIVE data age.
+`cluster` and `commit` start a throwaway PostgreSQL (and Redis) of their own."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -120,6 +120,35 @@ def bench_server(
             _stop(process)
 
 
+@contextlib.contextmanager
+def bench_node(
+    database: str,
+    tokens: Path,
+    *cluster: str,
+    ready_s: float = 60.0,
+    cpus: frozenset[int] | None = None,
+) -> Iterator[BenchServer]:
+    """Start `python -m benchmarks.servers ginie-db DATABASE TOKENS [BROKER ROLE]` (on `cpus`):
+    Ginie's server on a database given by URL, or a cluster node with `cluster` = (broker URL,
+    role); wait for its ready line (a node that runs the engine: once it holds the lease)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.servers", "ginie-db", database, str(tokens), *cluster],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _pin(process, cpus)
+        line = _read_line(process, ready_s)
+        words = line.split()
+        if len(words) != 3 or words[0] != "ready":
+            raise RuntimeError(f"ginie-db server {' '.join(cluster)} did not start: {line!r}")
+        yield BenchServer("ginie", process, int(words[1]), int(words[2]), tokens)
+    finally:
+        _stop(process)
+
+
 def _read_line(process: subprocess.Popen[str], limit_s: float) -> str:
     """The process's next stdout line, or an error after `limit_s` seconds."""
     assert process.stdout is not None
@@ -187,6 +216,8 @@ def run_latency(
     warmup_s: float = 0.5,
     processes: int = 1,
     cpus: frozenset[int] | None = None,
+    clients_at: BenchServer | None = None,
+    cpu_probes: Mapping[str, Callable[[], float]] | None = None,
 ) -> dict[str, Any]:
     """Publish-to-decoded latency of a paced load, the connections spread over `processes`.
 
@@ -194,19 +225,29 @@ def run_latency(
     the two connections of every Nth user; this function drives them and the server's load:
     a warm-up, a reset of the counts, the measured load, then each process reports the
     latencies of the user events of the measured load that reached its connections.
+
+    `clients_at`: the server the clients connect to, when it is not the one that publishes
+    (an edge node of a cluster; its control port counts the connections). `cpu_probes`: name
+    -> cumulative CPU seconds of some processes, read right before and after the measured
+    load; their differences are the result's `cpu_s`.
     """
-    clients = [_latency_client(server, conns, shard, processes, cpus) for shard in range(processes)]
+    target = clients_at or server
+    probes = dict(cpu_probes or {})
+    clients = [_latency_client(target, conns, shard, processes, cpus) for shard in range(processes)]
     try:
         for client in clients:
             _expect(client, "connected", 60.0)
-        with socket.create_connection(("127.0.0.1", server.control_port), timeout=60.0) as sock:
-            control = sock.makefile("rw", encoding="utf-8", newline="\n")
-            _wait_connections(control, conns)
+        with contextlib.ExitStack() as stack:
+            control = _open_control(stack, server.control_port)
+            counted = control if target is server else _open_control(stack, target.control_port)
+            _wait_connections(counted, conns)
             _ask(control, f"load {user_rate} {market_rate} {warmup_s}")
             for client in clients:
                 _tell(client, "reset")
                 _expect(client, "ok", 10.0)
+            before = {name: probe() for name, probe in probes.items()}
             reply = _ask(control, f"load {user_rate} {market_rate} {seconds}").split()
+            cpu_s = {name: probe() - before[name] for name, probe in probes.items()}
         users, market, first = int(reply[1]), int(reply[2]), int(reply[5])
         for client in clients:
             _tell(client, f"collect {first} {users}")
@@ -228,6 +269,7 @@ def run_latency(
         "wall_s": float(reply[4]),
         "client_cpu_s": sum(share["client_cpu_s"] for share in shares),
         "client_processes": processes,
+        "cpu_s": cpu_s,
     }
 
 
@@ -266,6 +308,11 @@ def _latency_client(
     )
     _pin(process, cpus)
     return process
+
+
+def _open_control(stack: contextlib.ExitStack, port: int) -> TextIO:
+    sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=60.0))
+    return stack.enter_context(sock.makefile("rw", encoding="utf-8", newline="\n"))
 
 
 def _tell(process: subprocess.Popen[str], line: str) -> None:
