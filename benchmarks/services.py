@@ -16,8 +16,8 @@
   later inherit the postmaster's mask.
 - `missing()`: why the servers cannot be started here (None when they can).
 
-tests/cluster has its own starters (`tests/cluster/pg.py`, `tests/cluster/nodes.py`) with the
-same calls; they could import these instead.
+tests/cluster starts its servers with these too (with PostgreSQL's durability off, since its
+tests kill Ginie and Redis, never PostgreSQL; and `RedisServer.kill()` and `start_again()`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class PgCluster:
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
-    def start(cls, root: Path, bindir: Path) -> PgCluster:
+    def start(cls, root: Path, bindir: Path, settings: Iterable[str] = ()) -> PgCluster:
+        """`settings`: more server settings, `name=value` each (`fsync=off`, ...)."""
         as_postgres = os.geteuid() == 0
         root.mkdir(parents=True, exist_ok=True)
         if as_postgres:
@@ -91,7 +92,10 @@ class PgCluster:
         cluster = cls(root=root, bindir=bindir, port=free_port(), as_postgres=as_postgres)
         cluster._run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", "ginie",
                      "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
-        options = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1"
+        options = " ".join(
+            [f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1"]
+            + [f"-c {setting}" for setting in settings]
+        )
         try:
             cluster._run("pg_ctl", "-D", str(root / "data"), "-w", "-l", str(root / "log"),
                          "-o", options, "start")  # fmt: skip
@@ -101,8 +105,8 @@ class PgCluster:
             raise
         return cluster
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", mode, "-w", "stop")
 
     def url(self, name: str = "postgres") -> str:
         return f"postgresql://ginie@127.0.0.1:{self.port}/{name}"
@@ -111,7 +115,7 @@ class PgCluster:
         """A new, empty database's URL; `settings` apply to every session of it."""
         import psycopg  # a dependency of the server; imported here to keep `missing()` light
 
-        name = f"bench{next(self._names)}"
+        name = f"db{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name}")
             for key, value in (settings or {}).items():
@@ -148,11 +152,12 @@ class RedisServer:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, folder: Path) -> RedisServer:
+    def start(cls, folder: Path, port: int | None = None) -> RedisServer:
+        """A Redis on `port` (a free one by default), answering PING."""
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("redis-server is not installed")
-        port = free_port()
+        port = port or free_port()
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(folder)],
@@ -166,6 +171,16 @@ class RedisServer:
             server.stop()
             raise
         return server
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash; waits until it is gone (its port is free again)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def start_again(self) -> None:
+        """Start a new, empty Redis on the same port (after `kill`)."""
+        self.process = RedisServer.start(self.folder, self.port).process
 
     @property
     def url(self) -> str:

@@ -22,7 +22,7 @@ import pytest
 from ginie_server.clock import ManualClock
 from ginie_server.hub import Hub
 from tests.cluster.nodes import Cluster, RedisServer, redis_binary
-from tests.cluster.pg import REQUIRE_ENV, Backend, PgCluster, pg_bindir
+from tests.cluster.pg import FAST, REQUIRE_ENV, Backend, PgCluster, pg_bindir
 from tests.harness import RunningServer, ScriptedSource, running_server
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -37,11 +37,11 @@ def pg_cluster() -> Iterator[PgCluster]:
             pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires them")
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="ginie-pg-"))
-    cluster = PgCluster.start(root, bindir)
+    cluster = PgCluster.start(root, bindir, FAST)
     try:
         yield cluster
     finally:
-        cluster.stop()
+        cluster.stop("immediate")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """What the cluster-mode tests run: Redis, node processes, and a proxy that can stall.
 
-- `RedisServer.start(folder)`: `redis-server` on a free port of 127.0.0.1 without persistence;
-  `kill()` (SIGKILL) and `start_again()` on the same port.
+- `RedisServer` (`benchmarks.services`): `redis-server` on a free port of 127.0.0.1 without
+  persistence; `kill()` (SIGKILL) and `start_again()` on the same port.
 - `Node`: `python -m ginie_server --db URL --broker URL --role R` as a child process; its
   `metric(name)` reads its Prometheus text.
 - `StallProxy`: a TCP proxy on 127.0.0.1 in a thread of its own; `stall()` stops moving
@@ -12,78 +12,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import socket
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from benchmarks.services import RedisServer, redis_binary
 
-from tests.cluster.pg import PgServerProcess, free_port
+from tests.cluster.pg import PgServerProcess
 
-REDIS_START_TIMEOUT = 10.0
-
-
-def redis_binary() -> str | None:
-    return shutil.which("redis-server")
-
-
-@dataclass
-class RedisServer:
-    """A throwaway Redis of one test."""
-
-    folder: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    def start(cls, folder: Path) -> RedisServer:
-        server = cls(folder, free_port())
-        server.start_again()
-        return server
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start_again(self) -> None:
-        binary = redis_binary()
-        assert binary is not None
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = REDIS_START_TIMEOUT
-        step = 0.05
-        waited = 0.0
-        while waited < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe,
-            ):
-                probe.sendall(b"PING\r\n")
-                if probe.recv(16).startswith(b"+PONG"):
-                    return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            threading.Event().wait(step)
-            waited += step
-        raise RuntimeError("redis-server did not answer in time")
-
-    def kill(self) -> None:
-        """SIGKILL, and wait for it to be gone (its port is free again)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.kill()
+__all__ = ["Cluster", "Node", "RedisServer", "StallProxy", "redis_binary"]
 
 
 class Node(PgServerProcess):
