@@ -106,13 +106,30 @@ class RedisBroker:
         self._command_task: asyncio.Task[None] | None = None
         self._user_locks: dict[str, asyncio.Lock] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._sinks: tuple[EventSink, MarketSink] | None = None
+        self._following: list[asyncio.Task[None]] = []
 
     async def start(self, on_event: EventSink, on_market: MarketSink) -> None:
-        """Check Redis answers, then start the writer and the readers."""
+        """Check Redis answers, then start the writer, the replies' reader, and `follow`."""
         await self._redis.execute_command("PING")
         self.stats.connected = True
+        self._sinks = (on_event, on_market)
         self._tasks = [
             asyncio.create_task(self._write(), name="broker-write"),
+            asyncio.create_task(
+                self._read(self._replies_prefix + self.node, self._take_replies),
+                name="broker-replies",
+            ),
+        ]
+        self.follow()
+
+    def follow(self) -> None:
+        """Read the events and market data the engine node adds (this node does not write
+        them), from the newest entry on: what came before is in the log."""
+        if self._following or self._sinks is None:
+            return
+        on_event, on_market = self._sinks
+        self._following = [
             asyncio.create_task(
                 self._read(self._events_key, lambda e: self._take_events(e, on_event)),
                 name="broker-events",
@@ -121,14 +138,16 @@ class RedisBroker:
                 self._read(self._market_key, lambda e: self._take_market(e, on_market)),
                 name="broker-market",
             ),
-            asyncio.create_task(
-                self._read(self._replies_prefix + self.node, self._take_replies),
-                name="broker-replies",
-            ),
         ]
+
+    async def unfollow(self) -> None:
+        """Stop reading events and market data: this node adds them itself now."""
+        tasks, self._following = self._following, []
+        await _cancelled(tasks)
 
     async def stop(self) -> None:
         await self.stop_serving_commands()
+        await self.unfollow()
         tasks, self._tasks = self._tasks, []
         for task in [*tasks, *self._running]:
             task.cancel()
@@ -344,3 +363,11 @@ class RedisBroker:
         self.stats.connected = False
         await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
         return failures + 1
+
+
+async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -4,11 +4,13 @@
   `--role engine` only runs the engine (a standby until it holds the lease); `--role edge`
   only serves connections.
 - The engine: a node that may run it tries to take the lease every `renew_seconds`. Once it
-  holds it, the node renumbers from the log (`Hub.reload`, which also delivers what its
-  clients had not received), sets the journal's fence to the lease's token, starts the event
-  sources (`take_engine`) and runs the commands other nodes send. It renews the lease every
+  holds it, the node stops reading the broker's events and market data (it adds them now),
+  sets the journal's fence to the lease's token, renumbers from the log (`Hub.reload`, which
+  also delivers what its clients had not received), starts the event sources
+  (`take_engine`) and runs the commands other nodes send. It renews the lease every
   `renew_seconds`; if a renewal fails for longer than the lease lasts, or a commit is refused
-  by the fence, it stops the sources (`give_up_engine`) and renumbers from the log again.
+  by the fence, it stops the sources (`give_up_engine`), reads the broker again and
+  renumbers from the log.
 - The relays: every node hands its committed events and market frames to the broker
   (`Hub.outbound`) and delivers what the other nodes committed (`Hub.relayed`). A node that
   does not write also reads the log once a `catch_up_seconds` for the users it holds
@@ -157,8 +159,13 @@ class ClusterNode:
     async def _promote(self, token: int) -> None:
         async with self._switch:
             hub = self._hub
-            hub.journal.fence = LeaseFence(token)
-            hub.reload()
+            await self.broker.unfollow()
+            try:
+                hub.journal.fence = LeaseFence(token)
+                hub.reload()
+            except BaseException:
+                self.broker.follow()
+                raise
             self.token = token
             log.info("this node runs the engine now (lease token %d)", token)
             try:
@@ -170,6 +177,7 @@ class ClusterNode:
                 hub.flush()
                 self.token = None
                 hub.reload()
+                self.broker.follow()
                 return
             self.broker.serve_commands(self._run_local)
 
@@ -183,6 +191,7 @@ class ClusterNode:
             await self._give_up_engine()
             self._hub.flush()
             self.token = None
+            self.broker.follow()
             self._hub.reload()
 
     def _on_fenced(self) -> None:
