@@ -95,29 +95,9 @@ def bench_server(
     """Start `python -m benchmarks.servers VARIANT DB` (on `cpus`) and wait for its ready line."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{variant}-") as tmp:
         db = Path(tmp) / "bench.db"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.servers", variant, str(db)],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _pin(process, cpus)
-            line = _read_line(process, ready_s)
-            words = line.split()
-            if len(words) != 3 or words[0] != "ready":
-                raise RuntimeError(f"{variant} server did not start: {line!r}")
-            tokens = db.with_suffix(".tokens.json")
-            yield BenchServer(
-                variant,
-                process,
-                int(words[1]),
-                int(words[2]),
-                tokens if tokens.exists() else None,
-            )
-        finally:
-            _stop(process)
+        tokens = db.with_suffix(".tokens.json")
+        with _started(variant, [variant, str(db)], ready_s, cpus) as (process, port, control):
+            yield BenchServer(variant, process, port, control, tokens if tokens.exists() else None)
 
 
 @contextlib.contextmanager
@@ -131,8 +111,20 @@ def bench_node(
     """Start `python -m benchmarks.servers ginie-db DATABASE TOKENS [BROKER ROLE]` (on `cpus`):
     Ginie's server on a database given by URL, or a cluster node with `cluster` = (broker URL,
     role); wait for its ready line (a node that runs the engine: once it holds the lease)."""
+    arguments = ["ginie-db", database, str(tokens), *cluster]
+    label = " ".join(["ginie-db", *cluster])
+    with _started(label, arguments, ready_s, cpus) as (process, port, control):
+        yield BenchServer("ginie", process, port, control, tokens)
+
+
+@contextlib.contextmanager
+def _started(
+    label: str, arguments: list[str], ready_s: float, cpus: frozenset[int] | None
+) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """`python -m benchmarks.servers ARGUMENTS` (on `cpus`) once it printed `ready PORT
+    CONTROL_PORT`: the process and both ports. Stopped on the way out."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.servers", "ginie-db", database, str(tokens), *cluster],
+        [sys.executable, "-m", "benchmarks.servers", *arguments],
         cwd=ROOT,
         env=child_env(),
         stdout=subprocess.PIPE,
@@ -143,8 +135,8 @@ def bench_node(
         line = _read_line(process, ready_s)
         words = line.split()
         if len(words) != 3 or words[0] != "ready":
-            raise RuntimeError(f"ginie-db server {' '.join(cluster)} did not start: {line!r}")
-        yield BenchServer("ginie", process, int(words[1]), int(words[2]), tokens)
+            raise RuntimeError(f"{label} server did not start: {line!r}")
+        yield process, int(words[1]), int(words[2])
     finally:
         _stop(process)
 

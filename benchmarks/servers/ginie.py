@@ -17,7 +17,8 @@ from benchmarks.servers.control import USERS, now_ms, serve_control
 from ginie_protocol.events import LifecycleEvent, MarkPrice
 from ginie_server.app import GinieServer
 from ginie_server.config import ServerConfig
-from ginie_server.storage.db import open_database, transaction
+from ginie_server.storage.backend import is_postgres_url, open_any
+from ginie_server.storage.db import transaction
 from ginie_server.storage.users import UserStore
 
 
@@ -35,20 +36,25 @@ class GinieFanout:
         self.server.hub.publish_market(MarkPrice(**data))
 
 
-def make_tokens(db_path: Path) -> None:
-    """Create the bench users' tokens and write them to `DB.tokens.json`."""
-    db = open_database(db_path)
+def make_tokens(database: str, tokens: Path) -> None:
+    """Create the bench users' tokens in `database` and write them to `tokens`, unless
+    `tokens` exists already."""
+    if tokens.exists():
+        return
+    db = open_any(database if is_postgres_url(database) else Path(database))
     try:
         users = UserStore(db)
         with transaction(db):
-            tokens = {user: users.create_token(user, now_ms()) for user in USERS}
+            made = {user: users.create_token(user, now_ms()) for user in USERS}
     finally:
         db.close()
-    db_path.with_suffix(".tokens.json").write_text(json.dumps(tokens))
+    partial = tokens.with_suffix(".partial")
+    partial.write_text(json.dumps(made))
+    partial.replace(tokens)
 
 
 async def main(db_path: Path) -> None:
-    await asyncio.to_thread(make_tokens, db_path)
+    await asyncio.to_thread(make_tokens, str(db_path), db_path.with_suffix(".tokens.json"))
     server = GinieServer(ServerConfig(host="127.0.0.1", port=0, db_path=db_path), sources=[])
     await server.start()
     stop = asyncio.Event()

@@ -14,38 +14,18 @@ event source, each user event through `Hub.publish`.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import cast
 
-from benchmarks.servers.control import USERS, now_ms, serve_control
-from benchmarks.servers.ginie import GinieFanout
+from benchmarks.servers.control import serve_control
+from benchmarks.servers.ginie import GinieFanout, make_tokens
 from ginie_server.app import GinieServer
 from ginie_server.config import ROLES, ClusterConfig, Role, ServerConfig
-from ginie_server.storage.backend import is_postgres_url, open_any
-from ginie_server.storage.db import transaction
-from ginie_server.storage.users import UserStore
+from ginie_server.storage.backend import is_postgres_url
 
 ENGINE_WAIT_S = 30.0
 USAGE = "usage: python -m benchmarks.servers ginie-db DATABASE TOKENS [BROKER ROLE]"
-
-
-def make_tokens(database: str, tokens: Path) -> None:
-    """Create the bench users' tokens in `database` and write them to `tokens`, unless
-    `tokens` exists already."""
-    if tokens.exists():
-        return
-    db = open_any(database if is_postgres_url(database) else Path(database))
-    try:
-        users = UserStore(db)
-        with transaction(db):
-            made = {user: users.create_token(user, now_ms()) for user in USERS}
-    finally:
-        db.close()
-    partial = tokens.with_suffix(".partial")
-    partial.write_text(json.dumps(made))
-    partial.replace(tokens)
 
 
 def server_config(database: str, broker: str | None, role: str | None) -> ServerConfig:
