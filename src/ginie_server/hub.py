@@ -23,6 +23,7 @@ Every method runs on the event loop thread and returns without waiting on any cl
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -37,6 +38,8 @@ from ginie_server.market_throttle import MarketKey
 from ginie_server.metrics import MetricsBook, UserMetrics
 from ginie_server.sources import MarketData
 from ginie_server.storage.backend import Database
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CLOSE_SLOW_CONSUMER", "Connection", "Hub", "SubscriptionError"]
 
@@ -72,6 +75,9 @@ class Hub:
         self.fanout = FanOut(self._limits)
         self.journal = Journal(db, clock=clock, limits=self._limits, on_commit=self._committed)
         self.outbound: Outbound | None = None
+        self.follows = False
+        """True while another node writes this hub's users (a cluster node without the
+        engine): reads for a client catch up from the log first."""
         self._commit_handle: asyncio.Handle | None = None
         self._market_latest: dict[tuple[str, str], MarketData] = {}
         self._klines: dict[str, OrderedDict[int, Kline]] = {}
@@ -143,11 +149,16 @@ class Hub:
 
     def reload(self) -> None:
         """Drop what is staged and renumber from the log (this node starts or stops writing),
-        delivering what other nodes committed meanwhile."""
+        delivering what other nodes committed meanwhile, user by user. Raises the database's
+        error if the log cannot be read: users not reached yet are caught up later (a relayed
+        event after a gap, `catch_up`, a client's connect)."""
         if self._commit_handle is not None:
             self._commit_handle.cancel()
             self._commit_handle = None
-        self._deliver(self.journal.reload())
+        journal = self.journal
+        journal.reload()
+        for user in journal.users():
+            self._deliver(journal.catch_up(user))
 
     def flush(self) -> None:
         """Commit the unit of work (then fan-out delivers it). Safe to call at any time."""
@@ -162,6 +173,7 @@ class Hub:
     def connect(self, conn: Connection, user: str) -> None:
         """Register a connection of `user` and send it HELLO. It gets events once subscribed."""
         self.flush()
+        self._follow_up(user)
         self.fanout.add(conn, user, self.metrics(user))
         hello = Hello(
             user=user,
@@ -182,6 +194,7 @@ class Hub:
         """
         client = self.fanout.clients[conn]
         self.flush()
+        self._follow_up(client.user)
         self.fanout.set_filters(client, request.topics, request.symbols)
         replay, resync = self.journal.plan_resume(client.user, request.resume, client.wants)
         client.subscribed = True
@@ -260,6 +273,17 @@ class Hub:
         self.fanout.stop()
 
     # ------------------------------------------------------------------ internals
+
+    def _follow_up(self, user: str) -> None:
+        """On a hub that does not write, take in what the log holds beyond what the broker
+        brought, so HELLO and a resume plan see every committed event."""
+        if self.follows:
+            try:
+                self.catch_up([user])
+            except self.journal.errors:
+                log.warning(
+                    "cannot read the log for %s; going on with what the broker brought", user
+                )
 
     def _committed(self, committed: Committed) -> None:
         self.fanout.deliver(committed)

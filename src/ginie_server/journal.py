@@ -27,7 +27,7 @@ In cluster mode (`docs/cluster.md`) one node at a time writes a user's events: t
 work's transaction; if another node took the lease over, the transaction is refused whole and
 nothing of it is sent. Nodes that do not write learn each committed event from the broker
 (`relayed`) or, for what the broker missed, from the log itself (`catch_up`); `reload` puts
-the sequence numbers back on what the log holds when a node starts or stops writing.
+the sequence numbers back on the last committed events when a node starts or stops writing.
 
 Limits: the ring holds events from the moment they are appended, so a resume planned before a
 commit could see uncommitted events; every reader commits first (`Hub` does).
@@ -153,6 +153,11 @@ class Journal:
         return self._epoch
 
     @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What the database raises when a statement or a commit fails."""
+        return self._errors
+
+    @property
     def pending(self) -> bool:
         """Whether anything is staged and not yet committed."""
         return bool(self._work)
@@ -235,12 +240,12 @@ class Journal:
             self.on_commit(events)
 
     def _fenced(self) -> bool:
-        """Another node owns these users now: drop the unit of work, whose numbers that node
-        may use, and say so. Nothing of it was written or sent."""
+        """Another node owns these users now: drop the unit of work and every number given
+        since the last commit (that node may use them), and say so. Nothing of it was written
+        or sent, and no client is told of those numbers again (HELLO, replay)."""
         log.warning("journal commit refused: the engine lease moved to another node")
         self._db.rollback()
-        self._work = _UnitOfWork()
-        self._unsure = None
+        self.reload()
         if self.on_fenced is not None:
             self.on_fenced()
         return True
@@ -300,22 +305,20 @@ class Journal:
         """The last logged `seq` of each of `users` that has one."""
         return self._log.last_seqs(users)
 
-    def reload(self) -> Committed:
-        """Forget what is staged and put every user's numbering back on the log: events
-        appended here but never committed leave the ring; events committed elsewhere that this
-        journal missed are taken in and returned, to deliver. For a node that starts or stops
-        writing. Raises the database's error if the log cannot be read; what is staged is
-        dropped whatever happens, and a later `catch_up` takes in what was missed."""
+    def reload(self) -> None:
+        """Forget what is staged and put every user's numbering back on its last committed
+        event: events appended here but never committed leave the ring. For a node that starts
+        or stops writing (then `catch_up` each of `users()` for what others committed)."""
         self._work = _UnitOfWork()
         self._unsure = None
         for user_log in self._users.values():
             while user_log.ring and user_log.ring[-1].seq > user_log.committed:
                 user_log.ring.pop()
             user_log.seq = user_log.committed
-        caught: Committed = []
-        for user in list(self._users):
-            caught.extend(self.catch_up(user))
-        return caught
+
+    def users(self) -> list[str]:
+        """The users this journal holds numbers of."""
+        return list(self._users)
 
     # ------------------------------------------------------------------ reads
 

@@ -1,5 +1,6 @@
-"""The engine lease and its fence on a real PostgreSQL, two journals in one process: a node that
-lost the lease can never write a `seq` (or the state beside it) that the new owner uses."""
+"""The engine lease and its fence on a real PostgreSQL, two journals or two nodes in one
+process: a node that lost the lease can never write a `seq` (or the state beside it) that the
+new owner uses, and a node that cannot start the engine leaves it to another."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import psycopg
 import pytest
 
 from ginie_server.clock import ManualClock
-from ginie_server.cluster.lease import EngineLease, LeaseFence
+from ginie_server.cluster.lease import STALLED, EngineLease, LeaseFence
+from ginie_server.cluster.node import ClusterNode
+from ginie_server.config import ClusterConfig
 from ginie_server.hub import Hub
+from ginie_server.sources import CommandHandler
 from ginie_server.storage.postgres import open_postgres
+from tests.cluster.nodes import RedisServer
+from tests.harness import wait_for
 from tests.server.test_hub import balance, connect
 
 pytestmark = pytest.mark.postgres
@@ -78,6 +84,7 @@ async def test_a_commit_under_a_lease_taken_over_is_refused_whole(pg_url: str) -
         assert fenced == ["old"]
         assert not old_hub.journal.pending
         assert len(watcher.frames) == 3, "nothing refused is sent"
+        assert old_hub.current_seq("alice") == 1, "no client is told of a refused number"
         assert [seq for seq, _ in events_of(pg_url, "alice")] == [1]
 
         new_hub.publish("alice", balance("NEW"))
@@ -96,3 +103,45 @@ async def test_a_commit_under_a_lease_taken_over_is_refused_whole(pg_url: str) -
             db.close()
         old.close()
         new.close()
+
+
+async def test_a_node_whose_engine_fails_to_start_frees_the_lease_for_another(
+    pg_url: str, redis_server: RedisServer
+) -> None:
+    config = ClusterConfig(
+        broker_url=redis_server.url, role="engine", lease_seconds=3.0, renew_seconds=0.1
+    )
+
+    async def broken() -> dict[str, CommandHandler]:
+        raise RuntimeError("the exchange cannot be reached from this node")
+
+    async def working() -> dict[str, CommandHandler]:
+        return {}
+
+    async def nothing() -> None:
+        return None
+
+    databases = [open_postgres(pg_url, STALLED), open_postgres(pg_url, STALLED)]
+    hubs = [Hub(db, clock=ManualClock()) for db in databases]
+    failing = ClusterNode(config, pg_url, hubs[0], take_engine=broken, give_up_engine=nothing)
+    await failing.start()
+    healthy: ClusterNode | None = None
+    try:
+        checker = EngineLease(pg_url, "checker", seconds=3)
+        try:
+            await wait_for(lambda: checker.holder()[1] >= 1 and checker.holder()[0] is None, 10)
+        finally:
+            checker.close()
+        assert not failing.owns_engine
+        healthy = ClusterNode(config, pg_url, hubs[1], take_engine=working, give_up_engine=nothing)
+        await healthy.start()
+        await wait_for(lambda: healthy is not None and healthy.owns_engine, timeout=5)
+        assert not failing.owns_engine
+    finally:
+        for node in (failing, healthy):
+            if node is not None:
+                await node.stop()
+        for hub in hubs:
+            hub.close()
+        for db in databases:
+            db.close()

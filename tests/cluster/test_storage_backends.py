@@ -189,3 +189,19 @@ def test_a_broken_connection_connects_again_outside_a_transaction(pg_cluster: Pg
         users.create_token("dave", 2)
     db.rollback()
     assert users.users() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ginie:s3cret@db:5432/g", "postgresql://ginie:***@db:5432/g"),
+        (
+            "postgresql://db/g?password=s3cret&sslmode=require",
+            "postgresql://db/g?password=***&sslmode=require",
+        ),
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("postgresql://ginie@db/g", "postgresql://ginie@db/g"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ginie_protocol.envelope import ResumePoint, Subscribe
 from ginie_server.clock import ManualClock
 from ginie_server.hub import Hub, RelayedEvent
 from ginie_server.journal import Committed
 from ginie_server.storage.db import open_database
-from tests.server.test_hub import balance, connect
+from tests.server.test_hub import RecordingConnection, balance, connect
 
 
 def two_hubs(tmp_path: Path) -> tuple[Hub, Hub, list[RelayedEvent]]:
@@ -79,3 +80,16 @@ async def test_a_hub_that_stops_writing_forgets_what_it_never_committed(tmp_path
     assert writer.current_seq("alice") == 2
     assert [e["data"]["asset"] for e in watcher.events()] == ["A1", "B2"]
     assert not writer.journal.pending
+
+
+def test_a_following_hub_reads_the_log_before_hello_and_a_resume(tmp_path: Path) -> None:
+    writer, reader, _ = two_hubs(tmp_path)
+    reader.follows = True
+    reader.current_seq("alice")  # known here at seq 0, before the writer's events
+    publish(writer, "A1", "A2", "A3")  # none of them relayed
+    watcher = RecordingConnection()
+    reader.connect(watcher, "alice")
+    assert watcher.frames[0]["seq"] == 3
+    resume = ResumePoint(epoch=reader.epoch, seq=3)
+    reader.subscribe(watcher, Subscribe(op="subscribe", topics=["*"], resume=resume))
+    assert [f["type"] for f in watcher.frames] == ["HELLO", "SUBSCRIBED"]

@@ -25,7 +25,6 @@ come within `COMMAND_TIMEOUT_SECONDS` fails with `unavailable` and may or may no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -33,7 +32,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -64,6 +63,9 @@ EventSink = Callable[[list[RelayedEvent]], None]
 MarketSink = Callable[[bytes], None]
 Fields = dict[Any, Any]
 """An entry's fields (redis-py takes bytes, str, int or float values)."""
+Entry = tuple[bytes, Fields]
+"""A stream entry as read: its id and its fields."""
+T = TypeVar("T")
 CommandRunner = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 """`(user, name, args)` to the `result` of the ACK; raises CommandError."""
 
@@ -104,7 +106,9 @@ class RedisBroker:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._command_task: asyncio.Task[None] | None = None
-        self._user_locks: dict[str, asyncio.Lock] = {}
+        self._user_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Per user with commands under way: the lock that runs them in order, and how many
+        hold or wait for it (the entry goes with the last)."""
         self._running: set[asyncio.Task[None]] = set()
         self._sinks: tuple[EventSink, MarketSink] | None = None
         self._following: list[asyncio.Task[None]] = []
@@ -143,17 +147,13 @@ class RedisBroker:
     async def unfollow(self) -> None:
         """Stop reading events and market data: this node adds them itself now."""
         tasks, self._following = self._following, []
-        await _cancelled(tasks)
+        await cancelled(tasks)
 
     async def stop(self) -> None:
         await self.stop_serving_commands()
         await self.unfollow()
         tasks, self._tasks = self._tasks, []
-        for task in [*tasks, *self._running]:
-            task.cancel()
-        for task in [*tasks, *self._running]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled([*tasks, *self._running])
         await self._redis.aclose()
 
     # ------------------------------------------------------------------ hub.Outbound
@@ -214,20 +214,30 @@ class RedisBroker:
             return result if isinstance(result, dict) else {}
         raise CommandError(str(reply.get("code", "internal")), str(reply.get("message", "")))
 
-    def serve_commands(self, run: CommandRunner) -> None:
-        """Run the commands sent from now on (this node took the engine)."""
-        if self._command_task is None:
-            self._command_task = asyncio.create_task(
-                self._read(self._commands_key, lambda e: self._take_commands(e, run)),
-                name="broker-commands",
-            )
+    def serve_commands(self, run: CommandRunner, since_ms: int | None) -> None:
+        """Run the commands sent since `since_ms` (Redis's clock when this node took the
+        engine; None: from now on)."""
+        if self._command_task is not None:
+            return
+        start = "$" if since_ms is None else f"{since_ms}-0"
+        offset = 0 if since_ms is None else since_ms - _now_ms()
+        self._command_task = asyncio.create_task(
+            self._read(self._commands_key, lambda e: self._take_commands(e, run, offset), start),
+            name="broker-commands",
+        )
+
+    async def redis_time_ms(self) -> int | None:
+        """Redis's clock now, in milliseconds (None if Redis does not answer)."""
+        try:
+            seconds, micros = await self._redis.time()
+        except (RedisError, OSError):
+            return None
+        return int(seconds) * 1000 + int(micros) // 1000
 
     async def stop_serving_commands(self) -> None:
         task, self._command_task = self._command_task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancelled([task])
 
     # ------------------------------------------------------------------ internals
 
@@ -259,10 +269,10 @@ class RedisBroker:
                 self._connected()
                 self.stats.sent += len(batch)
 
-    async def _read(self, key: str, take: Callable[[list[Fields]], None]) -> None:
-        """Read `key` from the entries added after the start on, for good, a batch at a time;
-        reconnect on failure and go on from the last entry read."""
-        last = "$"
+    async def _read(self, key: str, take: Callable[[list[Entry]], None], start: str = "$") -> None:
+        """Read `key` from `start` on (`$`: the entries added from now), for good, a batch at
+        a time; reconnect on failure and go on from the last entry read."""
+        last = start
         failures = 0
         while True:
             try:
@@ -280,51 +290,68 @@ class RedisBroker:
                     continue
                 last = entries[-1][0].decode()
                 try:
-                    take([fields for _, fields in entries])
+                    take(entries)
                 except Exception:
                     log.exception("broker entries up to %s of %s could not be taken", last, key)
 
-    def _take_events(self, entries: list[Fields], sink: EventSink) -> None:
+    def _take_events(self, entries: list[Entry], sink: EventSink) -> None:
         node = self.node.encode()
         now = _now_ms()
-        events: list[RelayedEvent] = []
-        for fields in entries:
+
+        def parse(fields: Fields) -> RelayedEvent | None:
             if fields[b"n"] == node:
-                continue
+                return None
             self.stats.lag_seconds.observe(max((now - int(fields[b"c"])) / 1000, 0.0))
             symbol = fields[b"y"].decode() or None
             user, kind = fields[b"u"].decode(), fields[b"t"].decode()
-            events.append((user, int(fields[b"s"]), kind, symbol, fields[b"f"]))
+            return (user, int(fields[b"s"]), kind, symbol, bytes(fields[b"f"]))
+
+        events = _parsed(entries, self._events_key, parse)
         self.stats.received += len(events)
         if events:
             sink(events)
 
-    def _take_market(self, entries: list[Fields], sink: MarketSink) -> None:
+    def _take_market(self, entries: list[Entry], sink: MarketSink) -> None:
         node = self.node.encode()
-        for fields in entries:
-            if fields[b"n"] != node:
-                sink(fields[b"f"])
+        for frame in _parsed(
+            entries,
+            self._market_key,
+            lambda fields: None if fields[b"n"] == node else bytes(fields[b"f"]),
+        ):
+            try:
+                sink(frame)
+            except ValueError:
+                log.warning("broker: a market frame of %s is malformed; skipped", self._market_key)
 
-    def _take_replies(self, entries: list[Fields]) -> None:
-        for fields in entries:
-            waiting = self._waiting.get(fields[b"i"].decode())
-            if waiting is not None and not waiting.done():
-                waiting.set_result(json.loads(fields[b"r"]))
+    def _take_replies(self, entries: list[Entry]) -> None:
+        key = self._replies_prefix + self.node
+        for request, reply in _parsed(
+            entries, key, lambda fields: (fields[b"i"].decode(), json.loads(fields[b"r"]))
+        ):
+            waiting = self._waiting.get(request)
+            if waiting is not None and not waiting.done() and isinstance(reply, dict):
+                waiting.set_result(reply)
 
-    def _take_commands(self, entries: list[Fields], run: CommandRunner) -> None:
-        for fields in entries:
-            if _now_ms() - int(fields[b"at"]) > COMMAND_TIMEOUT_SECONDS * 1000:
-                continue
-            task = asyncio.create_task(
-                self._run_command(
-                    fields[b"i"].decode(),
-                    fields[b"n"].decode(),
-                    fields[b"u"].decode(),
-                    fields[b"m"].decode(),
-                    json.loads(fields[b"a"]),
-                    run,
-                )
+    def _take_commands(self, entries: list[Entry], run: CommandRunner, offset_ms: int) -> None:
+        """Start each command not older than `COMMAND_TIMEOUT_SECONDS` (its sender has given
+        up on older ones), judged by Redis's clock: the entry id's time against Redis's time
+        now, reckoned from `offset_ms` (Redis's clock minus this node's)."""
+        now = _now_ms() + offset_ms
+        limit = COMMAND_TIMEOUT_SECONDS * 1000
+
+        def parse(entry_id: bytes, fields: Fields) -> tuple[str, str, str, str, Any] | None:
+            if now - int(entry_id.split(b"-")[0]) > limit:
+                return None
+            return (
+                fields[b"i"].decode(),
+                fields[b"n"].decode(),
+                fields[b"u"].decode(),
+                fields[b"m"].decode(),
+                json.loads(fields[b"a"]),
             )
+
+        for request, node, user, name, args in _parsed_with_ids(entries, self._commands_key, parse):
+            task = asyncio.create_task(self._run_command(request, node, user, name, args, run))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
@@ -332,15 +359,23 @@ class RedisBroker:
         self, request: str, node: str, user: str, name: str, args: Any, run: CommandRunner
     ) -> None:
         """Run one command (a user's commands one at a time, in the order sent) and answer."""
-        lock = self._user_locks.setdefault(user, asyncio.Lock())
-        async with lock:
-            try:
-                reply: dict[str, Any] = {"ok": True, "result": await run(user, name, args)}
-            except CommandError as exc:
-                reply = {"ok": False, "code": exc.code, "message": exc.message}
-            except Exception:
-                log.exception("command %s failed", name)
-                reply = {"ok": False, "code": "internal", "message": f"{name} failed"}
+        lock, waiting = self._user_locks.get(user, (asyncio.Lock(), 0))
+        self._user_locks[user] = (lock, waiting + 1)
+        try:
+            async with lock:
+                try:
+                    reply: dict[str, Any] = {"ok": True, "result": await run(user, name, args)}
+                except CommandError as exc:
+                    reply = {"ok": False, "code": exc.code, "message": exc.message}
+                except Exception:
+                    log.exception("command %s failed", name)
+                    reply = {"ok": False, "code": "internal", "message": f"{name} failed"}
+        finally:
+            lock, waiting = self._user_locks[user]
+            if waiting == 1:
+                del self._user_locks[user]
+            else:
+                self._user_locks[user] = (lock, waiting - 1)
         key = self._replies_prefix + node
         try:
             pipe = self._redis.pipeline(transaction=False)
@@ -365,9 +400,38 @@ class RedisBroker:
         return failures + 1
 
 
-async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
+async def cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them; what they raised besides is logged."""
     for task in tasks:
         task.cancel()
     for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("a cluster task failed")
+
+
+MALFORMED = (KeyError, ValueError, TypeError, UnicodeDecodeError)
+"""What parsing an entry that does not have the fields it should raises."""
+
+
+def _parsed(entries: list[Entry], key: str, parse: Callable[[Fields], T | None]) -> list[T]:
+    """`parse` of each entry's fields, leaving out Nones and (logged) malformed entries."""
+    return _parsed_with_ids(entries, key, lambda _id, fields: parse(fields))
+
+
+def _parsed_with_ids(
+    entries: list[Entry], key: str, parse: Callable[[bytes, Fields], T | None]
+) -> list[T]:
+    found: list[T] = []
+    for entry_id, fields in entries:
+        try:
+            item = parse(entry_id, fields)
+        except MALFORMED:
+            log.warning("broker: entry %r of %s is malformed; skipped", entry_id, key)
+            continue
+        if item is not None:
+            found.append(item)
+    return found

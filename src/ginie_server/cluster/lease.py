@@ -31,10 +31,10 @@ from ginie_server.storage.postgres import PostgresDatabase
 log = logging.getLogger(__name__)
 
 LEASE = "engine"
-STALLED = {"idle_in_transaction_session_timeout": "3s"}
+STALLED = {"idle_in_transaction_session_timeout": "3s", "statement_timeout": "10s"}
 """Settings of a node's sessions in a cluster (the journal's and the lease's): PostgreSQL ends
 a transaction the node left stalled (a partition), so its locks never keep a standby from
-taking the engine over."""
+taking the engine over, and no statement runs for longer than 10 s."""
 FENCED = "GF001"
 """The SQLSTATE `ginie_fence` raises when the token is no longer the lease's."""
 
@@ -83,8 +83,9 @@ class LeaseFence:
     token: int
 
     def check(self, db: Database) -> None:
-        if isinstance(db, PostgresDatabase):
-            db.begin()
+        if not isinstance(db, PostgresDatabase):
+            raise TypeError("the engine lease lives in PostgreSQL; its fence checks nothing else")
+        db.begin()
         db.execute("SELECT ginie_fence(?)", (self.token,))
 
     def refused(self, exc: Exception) -> bool:

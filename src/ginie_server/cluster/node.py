@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 
 from ginie_protocol.commands import COMMAND_ARGS, CommandArgs, CommandArgsError, parse_command_args
 from ginie_protocol.envelope import decode_server
-from ginie_server.cluster.broker import RedisBroker
+from ginie_server.cluster.broker import RedisBroker, cancelled
 from ginie_server.cluster.lease import EngineLease, LeaseFence
 from ginie_server.config import ClusterConfig, ConfigError
 from ginie_server.hub import Hub
@@ -82,8 +82,18 @@ class ClusterNode:
         self._local: dict[str, CommandHandler] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._switch = asyncio.Lock()
+        """Held while the engine starts or stops, so the two never interleave."""
+        self._starting: asyncio.Task[None] | None = None
+        self._renewed_at = 0.0
+        """When the last renewal the database accepted was sent (monotonic seconds)."""
+        self._retry_at = 0.0
+        """Not before then does this node try to take the lease (after freeing it)."""
+        self._fenced = 0
+        """Commits the fence refused so far."""
+        self._stopping = False
         hub.journal.fence = NEVER_HELD
         hub.journal.on_fenced = self._on_fenced
+        hub.follows = True
 
     @property
     def owns_engine(self) -> bool:
@@ -105,21 +115,16 @@ class ClusterNode:
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="cluster-lease"))
 
     async def stop(self) -> None:
-        """Stop the engine if it runs here (and free the lease for a standby), then the rest."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        token = self.token
-        if token is not None:
-            await self._demote("the node is stopping")
-            if self._lease is not None:
-                try:
-                    self._lease.release(token)
-                except psycopg.Error:
-                    log.warning("could not free the engine lease; it expires by itself")
+        """Stop the engine if it runs here (and free the lease for a standby), then the rest.
+        Never raises: what fails is logged, and the rest is still stopped."""
+        self._stopping = True
+        starting = [self._starting] if self._starting is not None else []
+        await cancelled([*self._tasks, *starting])
+        self._tasks = []
+        try:
+            await self._step_down("the node is stopping", release=True)
+        except Exception:
+            log.exception("stepping down failed while stopping")
         if self._lease is not None:
             self._lease.close()
         self._hub.outbound = None
@@ -133,70 +138,111 @@ class ClusterNode:
     # ------------------------------------------------------------------ the engine
 
     async def _lease_loop(self) -> None:
-        assert self._lease is not None
-        lease = self._lease
-        renewed_at = time.monotonic()
         while True:
             try:
-                if self.token is None:
-                    token = lease.try_acquire()
-                    if token is not None:
-                        renewed_at = time.monotonic()
-                        await self._promote(token)
-                elif lease.renew(self.token):
-                    renewed_at = time.monotonic()
-                else:
-                    await self._demote("the engine lease was taken over")
-            except psycopg.Error as exc:
-                log.warning("engine lease: database unreachable (%s)", type(exc).__name__)
-                if (
-                    self.token is not None
-                    and time.monotonic() - renewed_at > self.config.lease_seconds
-                ):
-                    await self._demote("the engine lease could not be renewed in time")
+                await self._lease_round()
+            except Exception:
+                log.exception("engine lease: a round failed; trying again")
             await asyncio.sleep(self.config.renew_seconds)
 
+    async def _lease_round(self) -> None:
+        """Take the lease if it is free (then start the engine, in a task of its own so that
+        renewals go on meanwhile), or renew it; step down when it is lost, or when it could
+        not be renewed for `_hold_seconds` (before PostgreSQL would let a standby take it)."""
+        assert self._lease is not None
+        lease = self._lease
+        sent_at = time.monotonic()
+        try:
+            if self.token is None:
+                if sent_at < self._retry_at:
+                    return
+                token = lease.try_acquire()
+                if token is not None:
+                    self.token, self._renewed_at = token, sent_at
+                    self._starting = asyncio.create_task(self._promote(token), name="engine")
+                return
+            if lease.renew(self.token):
+                self._renewed_at = sent_at
+                return
+            reason = "the engine lease was taken over"
+        except psycopg.Error as exc:
+            log.warning("engine lease: database unreachable (%s)", type(exc).__name__)
+            if self.token is None or sent_at - self._renewed_at < self._hold_seconds:
+                return
+            reason = "the engine lease could not be renewed in time"
+        await self._step_down(reason)
+
+    @property
+    def _hold_seconds(self) -> float:
+        """How long after its last accepted renewal a node keeps the engine without another:
+        two renewal rounds short of the lease, so it has stopped before the lease expires."""
+        config = self.config
+        return max(config.renew_seconds, config.lease_seconds - 2 * config.renew_seconds)
+
     async def _promote(self, token: int) -> None:
+        """Start the engine under `token`: stop following the broker, fence the journal,
+        renumber from the log, start the sources, take commands."""
         async with self._switch:
+            if self.token != token:
+                return
             hub = self._hub
             await self.broker.unfollow()
+            since = await self.broker.redis_time_ms()
             try:
                 hub.journal.fence = LeaseFence(token)
+                hub.follows = False
                 hub.reload()
-            except BaseException:
-                self.broker.follow()
-                raise
-            self.token = token
-            log.info("this node runs the engine now (lease token %d)", token)
-            try:
                 self._local = await self._take_engine()
             except Exception:
-                log.exception("the engine failed to start here")
-                self._local = {}
-                await self._give_up_engine()
-                hub.flush()
-                self.token = None
-                hub.reload()
-                self.broker.follow()
-                return
-            self.broker.serve_commands(self._run_local)
+                log.exception("the engine failed to start here; freeing the lease for another node")
+                failed = True
+            else:
+                failed = False
+                log.info("this node runs the engine now (lease token %d)", token)
+                self.broker.serve_commands(self._run_local, since)
+        if failed:
+            await self._step_down("the engine failed to start", release=True)
 
-    async def _demote(self, reason: str) -> None:
+    async def _step_down(self, reason: str, *, release: bool = False) -> None:
+        """Stop the engine if it runs here: stop taking commands, stop the sources, commit
+        what they staged while stopping (if the lease is still ours), fence the journal off
+        for good, follow the broker again and renumber from the log. With `release`, free
+        the lease for a standby and wait a lease's length before trying to take it again."""
         async with self._switch:
-            if self.token is None:
+            token = self.token
+            if token is None:
                 return
             log.warning("this node stops running the engine: %s", reason)
+            hub = self._hub
             await self.broker.stop_serving_commands()
             self._local = {}
-            await self._give_up_engine()
-            self._hub.flush()
-            self.token = None
-            self.broker.follow()
-            self._hub.reload()
+            try:
+                await self._give_up_engine()
+            finally:
+                hub.flush()
+                self.token = None
+                hub.journal.fence = NEVER_HELD
+                hub.follows = True
+                self.broker.follow()
+                if release:
+                    self._release(token)
+            hub.reload()
+
+    def _release(self, token: int) -> None:
+        self._retry_at = time.monotonic() + self.config.lease_seconds
+        if self._lease is None:
+            return
+        try:
+            self._lease.release(token)
+        except psycopg.Error:
+            log.warning("could not free the engine lease; it expires by itself")
 
     def _on_fenced(self) -> None:
+        self._fenced += 1
+        if self._stopping:
+            return
         task = asyncio.get_running_loop().create_task(
-            self._demote("a commit was refused by the engine lease's fence")
+            self._step_down("a commit was refused by the engine lease's fence")
         )
         self._tasks.append(task)
         task.add_done_callback(self._forget)
@@ -213,7 +259,7 @@ class ClusterNode:
         async def run(user: str, args: CommandArgs) -> dict[str, Any]:
             local = self._local.get(name)
             if local is not None:
-                return await local(user, args)
+                return await self._run_here(local, user, args)
             return await self.broker.call(user, name, args.model_dump(mode="json"))
 
         return run
@@ -227,7 +273,24 @@ class ClusterNode:
             args = parse_command_args(name, raw)
         except CommandArgsError as exc:
             raise CommandError("bad_request", str(exc)) from None
-        return await handler(user, args)
+        return await self._run_here(handler, user, args)
+
+    async def _run_here(
+        self, handler: CommandHandler, user: str, args: CommandArgs
+    ) -> dict[str, Any]:
+        """Run a command on this node's engine and commit what it did before answering: if
+        the engine moved to another node meanwhile, what it did was not kept, and the answer
+        says so rather than `ok`."""
+        fenced = self._fenced
+        result = await handler(user, args)
+        self._hub.flush()
+        if self._fenced != fenced or self.token is None:
+            raise CommandError(
+                "unavailable",
+                "the engine moved to another node while this command ran; what it did was not "
+                "kept: check before sending it again",
+            )
+        return result
 
     # ------------------------------------------------------------------ relays
 

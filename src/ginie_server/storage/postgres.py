@@ -24,9 +24,10 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
 from ginie_server.storage.backend import Dialect
@@ -43,6 +44,16 @@ log = logging.getLogger(__name__)
 POSTGRES = Dialect("postgresql", (psycopg.Error,), index_hints=False)
 
 CONNECT_TIMEOUT_SECONDS = 5
+KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq's TCP settings of every connection: a peer gone silent (a dropped link, a host
+powered off) is noticed within about 10 s, rather than when the kernel gives up minutes later,
+so a statement under way fails instead of holding the event loop."""
 MIGRATION_LOCK = 0x67696E6965
 """The advisory lock key (`ginie`) a migration holds for its transaction."""
 
@@ -84,15 +95,19 @@ bytewise (`COLLATE "C"`), as in SQLite, whatever the cluster's locale."""
 
 
 def redacted(url: str) -> str:
-    """`url` without its password, fit for a message or a log line."""
+    """`url` without its password (in its address or as a `password` query parameter), fit
+    for a message or a log line."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, True)]
+    if parts.password is None and not any(k == "password" for k, _ in query):
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" if parts.username else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
 
 
 class PostgresDatabase:
@@ -216,7 +231,7 @@ class PostgresDatabase:
             log.info("connecting again to %s", redacted(self.url))
             self._drop()
         conn = self._conn = psycopg.connect(
-            self.url,
+            make_conninfo(self.url, **KEEPALIVE),
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             options=self._options or None,
