@@ -47,8 +47,8 @@ RETRY_SECONDS = 0.5
 """How soon a failed commit is tried again."""
 
 RECENT_KLINES = 60
-"""Candles per symbol the hub keeps of the market data it saw (for `/api/market` on a node
-that relays the market rather than producing it)."""
+"""Candles per symbol a cluster node's hub keeps of the market data it saw (for
+`/api/market` on a node that relays the market rather than producing it)."""
 
 
 RelayedEvent = tuple[str, int, str, str | None, bytes]
@@ -157,8 +157,7 @@ class Hub:
             self._commit_handle = None
         journal = self.journal
         journal.reload()
-        for user in journal.users():
-            self._deliver(journal.catch_up(user))
+        self.catch_up(journal.users())
 
     def flush(self) -> None:
         """Commit the unit of work (then fan-out delivers it). Safe to call at any time."""
@@ -296,7 +295,7 @@ class Hub:
 
     def _keep_market(self, key: tuple[str, str], data: MarketData) -> None:
         self._market_latest[key] = data
-        if isinstance(data, Kline):
+        if isinstance(data, Kline) and self.outbound is not None:
             candles = self._klines.setdefault(data.symbol, OrderedDict())
             candles[data.open_time] = data
             if len(candles) > RECENT_KLINES:
