@@ -4,8 +4,9 @@ textual-plotext draws the whole figure inside `render`, on the event loop: 8 to 
 candlestick chart of 50x13 to 166x50 cells, and as much again for turning plotext's ANSI text
 back into styles. Here the figure is built in one worker thread shared by every chart, and
 plotext's cell matrix becomes Textual strips directly, without the ANSI round trip. While a
-thread builds, the event loop holds the GIL at least every switch interval (5 ms), so a build
-delays the panels beside it by that, not by the build's length.
+thread builds, the event loop gets the GIL back within the interpreter's switch interval, which
+the first build in the thread lowers from Python's 5 ms to `SWITCH_INTERVAL_S`: a build delays
+the panels beside it by that, not by the build's length.
 
 A chart is given its data as an immutable `figure` (`show`); equal data draws nothing. It is
 rebuilt at most once a frame, after the frame that shows the rest of the change, one build at
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 FRAME_S = 1 / 60
 COST_FACTOR = 3.0
 """A chart waits this many times its last build's time before it builds again."""
+SWITCH_INTERVAL_S = 0.001
+"""The GIL switch interval while charts build in their thread: the longest the event loop waits
+for the GIL each time it wants it back (after a `select`, say) while a build holds it
+(docs/performance.md, finding 16)."""
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ginie-chart")
 """The one thread that builds charts (one at a time, whichever chart asks)."""
@@ -109,6 +115,8 @@ class ChartPlot(PlotextPlot):
     def _start_build(self) -> None:
         """Start the thread's build once the frame with the rest of the screen is drawn, so
         that frame does not share the CPU with the build."""
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         size = (self.size.width, self.size.height)
         self.run_worker(self._build(size), group="chart-build")
 
