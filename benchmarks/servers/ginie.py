@@ -53,14 +53,21 @@ def make_tokens(database: str, tokens: Path) -> None:
     partial.replace(tokens)
 
 
-async def main(db_path: Path) -> None:
-    await asyncio.to_thread(make_tokens, str(db_path), db_path.with_suffix(".tokens.json"))
-    server = GinieServer(ServerConfig(host="127.0.0.1", port=0, db_path=db_path), sources=[])
-    await server.start()
+async def serve_until_stopped(server: GinieServer) -> None:
+    """Serve the bench's control socket for a started `server` until the bench says stop."""
     stop = asyncio.Event()
     control = await serve_control(GinieFanout(server), server.port, stop)
     try:
         await stop.wait()
     finally:
         control.close()
+
+
+async def main(db_path: Path) -> None:
+    await asyncio.to_thread(make_tokens, str(db_path), db_path.with_suffix(".tokens.json"))
+    server = GinieServer(ServerConfig(host="127.0.0.1", port=0, db_path=db_path), sources=[])
+    await server.start()
+    try:
+        await serve_until_stopped(server)
+    finally:
         await server.stop()

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 from typing import cast
 
-from benchmarks.servers.control import serve_control
-from benchmarks.servers.ginie import GinieFanout, make_tokens
+from benchmarks.servers.ginie import make_tokens, serve_until_stopped
 from ginie_server.app import GinieServer
 from ginie_server.config import ROLES, ClusterConfig, Role, ServerConfig
 from ginie_server.storage.backend import is_postgres_url
@@ -62,11 +61,6 @@ async def main(argv: list[str]) -> None:
     try:
         if config.cluster is not None and config.cluster.runs_engine:
             await wait_for_engine(server)
-        stop = asyncio.Event()
-        control = await serve_control(GinieFanout(server), server.port, stop)
-        try:
-            await stop.wait()
-        finally:
-            control.close()
+        await serve_until_stopped(server)
     finally:
         await server.stop()
